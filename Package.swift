@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+// xform: a netstring RPC text-transformation service on a Twisted-style core.
+// Zero package dependencies: only the toolchain's Foundation, Dispatch, Glibc,
+// Synchronization and Swift Testing are used.
+import PackageDescription
+
+let package = Package(
+    name: "xform",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "XformCore", targets: ["XformCore"]),
+        .library(name: "XformReactor", targets: ["XformReactor"]),
+        .library(name: "XformFraming", targets: ["XformFraming"]),
+        .library(name: "XformTesting", targets: ["XformTesting"]),
+        .library(name: "XformTransforms", targets: ["XformTransforms"]),
+        .library(name: "XformServer", targets: ["XformServer"]),
+        .library(name: "XformClient", targets: ["XformClient"]),
+        .executable(name: "transform-server", targets: ["transform-server"]),
+        .executable(name: "xform", targets: ["xform"]),
+        .executable(name: "xform-bench", targets: ["xform-bench"]),
+    ],
+    dependencies: [],
+    targets: [
+        // Linux headers Glibc does not export: epoll, eventfd, timerfd, signalfd, accept4, pipe2, spawn flags.
+        .target(name: "CXformShims", cSettings: [.define("_GNU_SOURCE")]),
+        // Deferred, time, Protocol/Factory/Transport, Service, logging. No syscalls.
+        .target(name: "XformCore"),
+        // The epoll reactor: TCP, timers, callFromThread, thread pool, signals.
+        .target(name: "XformReactor", dependencies: ["XformCore", "CXformShims"]),
+        // Pure netstring and line decoders/encoders and the receivers built on them.
+        .target(name: "XformFraming", dependencies: ["XformCore"]),
+        // Test doubles shipped as a library: manual clock, string transport, pump, verifier.
+        .target(name: "XformTesting", dependencies: ["XformCore"]),
+        // The protocol-independent transforms and the guarded registry.
+        .target(name: "XformTransforms"),
+        // The netstring and line transform protocols and the server assembly.
+        .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
+        // TransformProxy, RetryingCall, backoff.
+        .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
+        // Daemon support: command line, pidfile, log files, systemd, privileges.
+        .target(name: "XformDaemon", dependencies: ["XformCore", "XformReactor", "CXformShims"]),
+
+        .executableTarget(
+            name: "transform-server",
+            dependencies: ["XformServer", "XformReactor", "XformDaemon", "XformTransforms"]),
+        .executableTarget(
+            name: "xform",
+            dependencies: ["XformClient", "XformReactor", "XformDaemon"]),
+        .executableTarget(
+            name: "xform-bench",
+            dependencies: ["XformCore", "XformReactor"]),
+
+        .testTarget(name: "XformCoreTests", dependencies: ["XformCore", "XformTesting"]),
+        .testTarget(name: "XformReactorTests", dependencies: ["XformReactor", "XformCore", "XformTesting"]),
+        .testTarget(name: "XformFramingTests", dependencies: ["XformFraming", "XformTesting"]),
+        .testTarget(name: "XformTransformsTests", dependencies: ["XformTransforms"]),
+        .testTarget(name: "XformServerTests", dependencies: ["XformServer", "XformTesting", "XformReactor"]),
+        .testTarget(
+            name: "XformClientTests",
+            dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
+        .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
+    ]
+)

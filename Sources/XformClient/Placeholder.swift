@@ -1,0 +1,1 @@
+// XformClient: placeholder until the module lands.

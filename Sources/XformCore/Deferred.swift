@@ -1,0 +1,414 @@
+/// A placeholder for a result that is not there yet: Twisted's `Deferred`, typed.
+///
+/// A `Deferred` holds a chain of callback/errback pairs. When the producer fires it with
+/// ``callback(_:)`` or ``errback(_:)`` the result runs down the chain synchronously: a callback
+/// that throws moves the chain to the errback track, an errback that returns a value moves it
+/// back to the callback track. A callback that returns another, unfired `Deferred` pauses this
+/// chain until that inner `Deferred` fires, then continues with the inner result.
+///
+/// The chain is run by a loop, never by recursion, so a million callbacks, or a hundred thousand
+/// nested inner Deferreds, do not grow the stack.
+///
+/// Deferreds are confined to one thread (the reactor's). They are deliberately not `Sendable`;
+/// other threads reach them only through ``ReactorThreading/callFromThread(_:)``.
+///
+/// A Deferred whose last result is an unhandled failure reports it, with the place it was
+/// created, when it is deinitialised (see ``DeferredDiagnostics``).
+public final class Deferred<Value> {
+    /// What a canceller is given: the Deferred being cancelled.
+    public typealias Canceller = (Deferred<Value>) -> Void
+
+    enum Step {
+        case callbacks(((Value) throws -> Outcome<Value>)?, ((any Error) throws -> Outcome<Value>)?)
+        /// Hands the current result to another Deferred (a waiting outer one, or a derived one of
+        /// another type) and continues that Deferred's chain from the same loop.
+        case forward(any _ChainLink, (Result<Value, any Error>) -> Void)
+    }
+
+    var result: Result<Value, any Error>?
+    var steps: [Step] = []
+    var stepIndex = 0
+    var pauseCount = 0
+    var running = false
+    var suppressAlreadyCalled = false
+    /// The inner Deferred this one waits on; cancel is forwarded to it.
+    /// Weak: the inner Deferred is kept alive by whoever will fire it; a strong reference here
+    /// would make a retain cycle with the inner Deferred's continuation step.
+    weak var chainedTo: (any _Cancellable)?
+    var canceller: Canceller?
+    /// Set when the failure result was passed on to another Deferred, which is now responsible.
+    var failureHandedOff = false
+    let creationFile: StaticString
+    let creationLine: UInt
+
+    /// Creates an unfired Deferred.
+    ///
+    /// - Parameter canceller: called by ``cancel()`` while the Deferred is unfired; it may fire
+    ///   the Deferred itself. If it does not, ``cancel()`` fails the Deferred with
+    ///   ``CancelledError``.
+    public init(
+        canceller: Canceller? = nil, file: StaticString = #fileID, line: UInt = #line
+    ) {
+        self.canceller = canceller
+        self.creationFile = file
+        self.creationLine = line
+    }
+
+    deinit {
+        if case .failure(let error)? = result, !failureHandedOff {
+            DeferredDiagnostics.report(
+                UnhandledError(error: error, file: creationFile.description, line: creationLine))
+        }
+    }
+
+    /// True once ``callback(_:)`` or ``errback(_:)`` has been called.
+    public var called: Bool { result != nil }
+
+    /// True while ``pause()`` calls outnumber ``unpause()`` calls, or while the chain waits on an
+    /// inner Deferred.
+    public var paused: Bool { pauseCount > 0 }
+
+    // MARK: Firing
+
+    /// Fires the Deferred with a value, running the callback chain now.
+    ///
+    /// - Throws: ``AlreadyCalledError`` if the Deferred was fired before (except for the one late
+    ///   result after a ``cancel()`` without canceller, which is swallowed).
+    public func callback(_ value: Value) throws(AlreadyCalledError) {
+        try start(.success(value))
+    }
+
+    /// Fires the Deferred with a failure, running the errback chain now.
+    ///
+    /// - Throws: ``AlreadyCalledError`` if the Deferred was fired before.
+    public func errback(_ error: any Error) throws(AlreadyCalledError) {
+        try start(.failure(error))
+    }
+
+    /// Fires the Deferred with a `Result`.
+    ///
+    /// - Throws: ``AlreadyCalledError`` if the Deferred was fired before.
+    public func fire(_ outcome: Result<Value, any Error>) throws(AlreadyCalledError) {
+        try start(outcome)
+    }
+
+    func start(_ outcome: Result<Value, any Error>) throws(AlreadyCalledError) {
+        if result != nil {
+            if suppressAlreadyCalled {
+                suppressAlreadyCalled = false
+                return
+            }
+            throw AlreadyCalledError(file: creationFile.description, line: creationLine)
+        }
+        result = outcome
+        canceller = nil  // no longer needed; dropping it breaks cycles through captured state
+        runCallbacks()
+    }
+
+    // MARK: Adding callbacks
+
+    /// Adds a callback/errback pair. Either may be nil, which passes that track through.
+    /// Callbacks added after firing run at once (unless paused).
+    ///
+    /// - Returns: this Deferred, to chain further calls.
+    @discardableResult
+    public func addCallbacks(
+        _ callback: ((Value) throws -> Value)?, _ errback: ((any Error) throws -> Value)?
+    ) -> Deferred<Value> {
+        append(
+            .callbacks(
+                callback.map { f in { .success(try f($0)) } },
+                errback.map { f in { .success(try f($0)) } }))
+    }
+
+    /// Adds a callback/errback pair, either of which may return a Deferred that pauses the chain.
+    @discardableResult
+    public func addCallbacks(
+        _ callback: ((Value) throws -> Deferred<Value>)?,
+        _ errback: ((any Error) throws -> Deferred<Value>)?
+    ) -> Deferred<Value> {
+        append(
+            .callbacks(
+                callback.map { f in { .deferred(try f($0)) } },
+                errback.map { f in { .deferred(try f($0)) } }))
+    }
+
+    /// Adds a callback; a failure passes by it untouched.
+    @discardableResult
+    public func addCallback(_ callback: @escaping (Value) throws -> Value) -> Deferred<Value> {
+        append(.callbacks({ .success(try callback($0)) }, nil))
+    }
+
+    /// Adds a callback returning a Deferred: the chain waits for that Deferred's result.
+    @discardableResult
+    public func addCallback(_ callback: @escaping (Value) throws -> Deferred<Value>) -> Deferred<Value> {
+        append(.callbacks({ .deferred(try callback($0)) }, nil))
+    }
+
+    /// Adds an errback; it may recover by returning a value, or rethrow. A value passes by it.
+    @discardableResult
+    public func addErrback(_ errback: @escaping (any Error) throws -> Value) -> Deferred<Value> {
+        append(.callbacks(nil, { .success(try errback($0)) }))
+    }
+
+    /// Adds an errback returning a Deferred: the chain waits for that Deferred's result.
+    @discardableResult
+    public func addErrback(_ errback: @escaping (any Error) throws -> Deferred<Value>) -> Deferred<Value> {
+        append(.callbacks(nil, { .deferred(try errback($0)) }))
+    }
+
+    /// Adds one function for both tracks; it receives the current result.
+    @discardableResult
+    public func addBoth(_ both: @escaping (Result<Value, any Error>) throws -> Value) -> Deferred<Value> {
+        append(.callbacks({ .success(try both(.success($0))) }, { .success(try both(.failure($0))) }))
+    }
+
+    /// Runs `observer` on either track, then passes the result on unchanged (an `always`).
+    @discardableResult
+    public func addObserver(_ observer: @escaping (Result<Value, any Error>) -> Void) -> Deferred<Value> {
+        append(
+            .callbacks(
+                { observer(.success($0)); return .success($0) },
+                { observer(.failure($0)); return .failure($0) }))
+    }
+
+    /// Continues with a value of another type: the returned Deferred fires with `transform`'s
+    /// result, or with this Deferred's failure. Cancelling it cancels this Deferred.
+    ///
+    /// This is Twisted's type-changing `addCallback`; a typed chain cannot change the type of the
+    /// Deferred it is on, so the rest of the chain lives on the returned Deferred.
+    public func map<New>(
+        file: StaticString = #fileID, line: UInt = #line, _ transform: @escaping (Value) throws -> New
+    ) -> Deferred<New> {
+        derive(file: file, line: line) { outcome in
+            switch outcome {
+            case .success(let v):
+                do { return .success(try transform(v)) } catch { return .failure(error) }
+            case .failure(let e): return .failure(e)
+            }
+        }
+    }
+
+    /// Continues with another Deferred of another type (Twisted's callback returning a Deferred).
+    public func flatMap<New>(
+        file: StaticString = #fileID, line: UInt = #line,
+        _ transform: @escaping (Value) throws -> Deferred<New>
+    ) -> Deferred<New> {
+        derive(file: file, line: line) { outcome in
+            switch outcome {
+            case .success(let v):
+                do { return .deferred(try transform(v)) } catch { return .failure(error) }
+            case .failure(let e): return .failure(e)
+            }
+        }
+    }
+
+    /// Maps both tracks into a Deferred of another type.
+    public func mapResult<New>(
+        file: StaticString = #fileID, line: UInt = #line,
+        _ transform: @escaping (Result<Value, any Error>) throws -> New
+    ) -> Deferred<New> {
+        derive(file: file, line: line) { outcome in
+            do { return .success(try transform(outcome)) } catch { return .failure(error) }
+        }
+    }
+
+    func derive<New>(
+        file: StaticString, line: UInt, _ transform: @escaping (Result<Value, any Error>) -> Outcome<New>
+    ) -> Deferred<New> {
+        let derived = Deferred<New>(canceller: { [weak self] _ in self?.cancel() }, file: file, line: line)
+        append(.forward(derived, { [unowned derived] outcome in derived.receive(transform(outcome)) }))
+        return derived
+    }
+
+    @discardableResult
+    func append(_ step: Step) -> Deferred<Value> {
+        steps.append(step)
+        if result != nil { runCallbacks() }
+        return self
+    }
+
+    // MARK: Pausing
+
+    /// Stops the chain from running until ``unpause()``; results and callbacks queue up.
+    public func pause() { pauseCount += 1 }
+
+    /// Undoes one ``pause()``; when none remain and a result exists, the chain runs on.
+    public func unpause() {
+        precondition(pauseCount > 0, "unpause() without pause()")
+        pauseCount -= 1
+        if pauseCount == 0, result != nil { runCallbacks() }
+    }
+
+    // MARK: Cancelling
+
+    /// Cancels the Deferred.
+    ///
+    /// Unfired: calls the canceller, then fails the Deferred with ``CancelledError`` if the
+    /// canceller did not fire it. Without a canceller, the one late result the producer will
+    /// deliver is swallowed. Fired but waiting on an inner Deferred: cancels the inner one.
+    /// Fired and not waiting: does nothing.
+    public func cancel() {
+        if result == nil {
+            if let canceller {
+                self.canceller = nil
+                canceller(self)
+            } else {
+                suppressAlreadyCalled = true
+            }
+            if result == nil {
+                try? start(.failure(CancelledError()))
+            }
+        } else if let inner = chainedTo {
+            inner._cancel()
+        }
+    }
+
+    // MARK: Running the chain
+
+    func receive(_ outcome: Outcome<Value>) {
+        // Used by derived Deferreds: the source delivers exactly once, but the derived one may
+        // have been cancelled (and so fired) earlier; a late delivery is then dropped.
+        guard result == nil else { return }
+        switch outcome {
+        case .success(let v): result = .success(v)
+        case .failure(let e): result = .failure(e)
+        case .deferred(let inner): waitOn(inner, placeholder: ())
+        }
+    }
+
+    /// Runs this Deferred's chain and every chain it hands results to, iteratively.
+    func runCallbacks() {
+        if running { return }
+        var chain: [any _ChainLink] = [self]
+        while let current = chain.last {
+            if current._isPaused { return }
+            if current._advance(&chain) { chain.removeLast() }
+        }
+    }
+}
+
+/// What a callback produced: a value, a failure, or a Deferred to wait for.
+enum Outcome<Value> {
+    case success(Value)
+    case failure(any Error)
+    case deferred(Deferred<Value>)
+}
+
+/// Type-erased view of a Deferred for the iterative chain runner.
+protocol _ChainLink: AnyObject {
+    var _isPaused: Bool { get }
+    /// Runs callbacks until done (returns true) or until a result was handed to another link,
+    /// which was pushed on `chain` (returns false).
+    func _advance(_ chain: inout [any _ChainLink]) -> Bool
+}
+
+/// Type-erased cancel, for forwarding cancellation to an inner Deferred of any type.
+protocol _Cancellable: AnyObject {
+    func _cancel()
+}
+
+extension Deferred: _Cancellable {
+    func _cancel() { cancel() }
+}
+
+extension Deferred: _ChainLink {
+    var _isPaused: Bool { pauseCount > 0 }
+
+    func _advance(_ chain: inout [any _ChainLink]) -> Bool {
+        chainedTo = nil
+        while stepIndex < steps.count {
+            let step = steps[stepIndex]
+            stepIndex += 1
+            guard let current = result else { return true }
+            switch step {
+            case .forward(let target, let deliver):
+                deliver(current)
+                if case .failure = current { failureHandedOff = true }
+                // A target still paused (by its own pause() or on another Deferred) runs later.
+                if target._isPaused { continue }
+                chain.append(target)
+                compactSteps()
+                return false
+            case .callbacks(let cb, let eb):
+                let produced: Outcome<Value>
+                running = true
+                switch current {
+                case .success(let v):
+                    if let cb {
+                        do { produced = try cb(v) } catch { produced = .failure(error) }
+                    } else {
+                        produced = .success(v)
+                    }
+                case .failure(let e):
+                    if let eb {
+                        do { produced = try eb(e) } catch { produced = .failure(error) }
+                    } else {
+                        produced = .failure(e)
+                    }
+                }
+                running = false
+                switch produced {
+                case .success(let v):
+                    result = .success(v)
+                    failureHandedOff = false
+                case .failure(let e):
+                    result = .failure(e)
+                    failureHandedOff = false
+                case .deferred(let inner):
+                    if inner === self {
+                        result = .failure(DeferredChainError.returnedSelf)
+                        continue
+                    }
+                    if let innerResult = inner.result, inner.pauseCount == 0 {
+                        // Already fired: take its result and keep going.
+                        inner.failureHandedOff = true
+                        result = innerResult
+                        failureHandedOff = false
+                    } else {
+                        waitOn(inner, placeholder: ())
+                        compactSteps()
+                        return true
+                    }
+                }
+            }
+        }
+        compactSteps()
+        return true
+    }
+
+    /// Pauses this chain on `inner`; when `inner` reaches the marker, its result continues here.
+    func waitOn(_ inner: Deferred<Value>, placeholder: Void) {
+        pauseCount += 1
+        chainedTo = inner
+        if result == nil {
+            // A derived Deferred waiting on a Deferred returned by flatMap: mark it fired.
+            result = .failure(DeferredChainError.waiting)
+            failureHandedOff = true
+        }
+        inner.steps.append(
+            .forward(self, { [unowned self] outcome in
+                self.result = outcome
+                self.failureHandedOff = false
+                self.pauseCount -= 1
+            }))
+        // The inner Deferred may already hold a result while paused; nothing runs until it is
+        // unpaused, which then reaches the marker above.
+    }
+
+    func compactSteps() {
+        if stepIndex > 32, stepIndex * 2 > steps.count {
+            steps.removeFirst(stepIndex)
+            stepIndex = 0
+        } else if stepIndex == steps.count {
+            steps.removeAll(keepingCapacity: true)
+            stepIndex = 0
+        }
+    }
+}
+
+/// Internal placeholders: never seen by callbacks.
+enum DeferredChainError: Error {
+    case returnedSelf
+    case waiting
+}

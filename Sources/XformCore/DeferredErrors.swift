@@ -1,0 +1,117 @@
+import Synchronization
+
+/// The failure of a Deferred that was cancelled (Twisted's `CancelledError`).
+public struct CancelledError: Error, Equatable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the operation was cancelled" }
+}
+
+/// The failure of a Deferred whose ``Deferred/addTimeout(_:clock:)`` ran out.
+public struct TimeoutError: Error, Equatable, CustomStringConvertible {
+    /// The timeout that elapsed.
+    public let timeout: Duration
+    public init(timeout: Duration) { self.timeout = timeout }
+    public var description: String { "timed out after \(timeout)" }
+}
+
+/// Thrown when a Deferred is fired a second time.
+public struct AlreadyCalledError: Error, CustomStringConvertible {
+    /// Where the Deferred was created.
+    public let file: String
+    public let line: UInt
+    public var description: String { "Deferred created at \(file):\(line) was already called" }
+}
+
+/// The failure of a ``DeferredList`` with `fireOnOneErrback`, or of ``gatherResults(_:consumeErrors:)``:
+/// the first member failure and the member's index.
+public struct FirstError: Error, CustomStringConvertible {
+    /// The failure of the member Deferred.
+    public let underlying: any Error
+    /// The position of the failing member in the input list.
+    public let index: Int
+    public init(underlying: any Error, index: Int) {
+        self.underlying = underlying
+        self.index = index
+    }
+    public var description: String { "FirstError[#\(index), \(underlying)]" }
+}
+
+/// An unhandled failure: a Deferred was deinitialised while its result was a failure.
+public struct UnhandledError: Sendable, CustomStringConvertible {
+    /// A description of the failure (the error itself need not be Sendable).
+    public let message: String
+    /// The failure's type name.
+    public let errorType: String
+    /// Where the Deferred was created.
+    public let file: String
+    public let line: UInt
+
+    init(error: any Error, file: String, line: UInt) {
+        self.message = String(describing: error)
+        self.errorType = String(reflecting: type(of: error))
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String {
+        "Unhandled error in Deferred created at \(file):\(line): \(errorType): \(message)"
+    }
+}
+
+/// Where unhandled Deferred failures go.
+///
+/// ARC deinitialises a Deferred at a predictable moment, so unhandled failures are reported
+/// right when the last reference goes, not whenever a garbage collector runs.
+public enum DeferredDiagnostics {
+    /// Receives unhandled failures.
+    public typealias Handler = @Sendable (UnhandledError) -> Void
+
+    static let handler = Mutex<Handler>({ error in
+        var stderr = StandardError()
+        print(error.description, to: &stderr)
+    })
+
+    /// Replaces the process-wide handler and returns the previous one (tests install a
+    /// recording handler; the daemon routes reports to its log).
+    @discardableResult
+    public static func setHandler(_ new: @escaping Handler) -> Handler {
+        handler.withLock { current in
+            let old = current
+            current = new
+            return old
+        }
+    }
+
+    static func report(_ error: UnhandledError) {
+        let h = handler.withLock { $0 }
+        h(error)
+    }
+}
+
+/// A `TextOutputStream` on file descriptor 2, without Foundation.
+public struct StandardError: TextOutputStream {
+    public init() {}
+    public mutating func write(_ string: String) {
+        var s = string
+        s.withUTF8 { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = _xformWrite(2, buf.baseAddress! + offset, buf.count - offset)
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _xformWrite(_ fd: Int32, _ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
+    Glibc.write(fd, p, n)
+}
+#elseif canImport(Darwin)
+import Darwin
+@inline(__always) func _xformWrite(_ fd: Int32, _ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
+    Darwin.write(fd, p, n)
+}
+#endif

@@ -1,0 +1,1 @@
+// XformDaemon: placeholder until the module lands.

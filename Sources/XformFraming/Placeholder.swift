@@ -1,0 +1,1 @@
+// XformFraming: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// XformReactor: placeholder until the module lands.

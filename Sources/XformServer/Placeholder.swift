@@ -1,0 +1,1 @@
+// XformServer: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// XformTesting: placeholder until the module lands.

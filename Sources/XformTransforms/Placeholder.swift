@@ -1,0 +1,1 @@
+// XformTransforms: placeholder until the module lands.

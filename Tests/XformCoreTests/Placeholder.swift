@@ -1,0 +1,3 @@
+import Testing
+
+@Test("The XformCoreTests target builds") func placeholder_XformCoreTests() { #expect(Bool(true)) }

@@ -1,0 +1,3 @@
+import Testing
+
+@Test("The XformFramingTests target builds") func placeholder_XformFramingTests() { #expect(Bool(true)) }

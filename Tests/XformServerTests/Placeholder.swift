@@ -1,0 +1,3 @@
+import Testing
+
+@Test("The XformServerTests target builds") func placeholder_XformServerTests() { #expect(Bool(true)) }

@@ -1,0 +1,3 @@
+import Testing
+
+@Test("The XformTransformsTests target builds") func placeholder_XformTransformsTests() { #expect(Bool(true)) }
