@@ -32,13 +32,13 @@ let package = Package(
         // Test doubles shipped as a library: manual clock, string transport, pump, verifier.
         .target(name: "XformTesting", dependencies: ["XformCore"]),
         // The protocol-independent transforms and the guarded registry.
-        .target(name: "XformTransforms"),
+        .target(name: "XformTransforms", dependencies: ["XformCore"]),
         // The netstring and line transform protocols and the server assembly.
         .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
         // Daemon support: command line, pidfile, log files, systemd, privileges.
-        .target(name: "XformDaemon", dependencies: ["XformCore", "XformReactor", "CXformShims"]),
+        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
 
         .executableTarget(
             name: "transform-server",
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "XformCoreTests", dependencies: ["XformCore", "XformTesting"]),
         .testTarget(name: "XformReactorTests", dependencies: ["XformReactor", "XformCore", "XformTesting"]),
         .testTarget(name: "XformFramingTests", dependencies: ["XformFraming", "XformTesting"]),
-        .testTarget(name: "XformTransformsTests", dependencies: ["XformTransforms"]),
+        .testTarget(name: "XformTransformsTests", dependencies: ["XformTransforms", "XformTesting"]),
         .testTarget(name: "XformServerTests", dependencies: ["XformServer", "XformTesting", "XformReactor"]),
         .testTarget(
             name: "XformClientTests",
