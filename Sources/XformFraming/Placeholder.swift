@@ -1,1 +1,0 @@
-// XformFraming: placeholder until the module lands.

@@ -1,0 +1,87 @@
+import XformCore
+
+/// Limits how many connections a server factory has open at once (Twisted's
+/// `policies.LimitTotalConnectionsFactory`), by wrapping the factory.
+///
+/// Beyond ``maxConnections`` a new connection is refused: ``buildProtocol(peer:)`` returns nil
+/// and the port closes it. Each accepted connection's protocol is wrapped in a thin forwarding
+/// protocol that tells the limit when the connection ends, so the count goes down on
+/// ``ConnectionProtocol/connectionLost(reason:)``; the wrapped protocol sees the real transport.
+public final class ConnectionLimit: ServerFactory {
+    /// The factory that builds the real protocols.
+    public let wrapped: any ServerFactory
+    /// The most connections open at once.
+    public var maxConnections: Int
+    /// Connections open now.
+    public private(set) var openConnections = 0
+    /// Connections refused because the limit was reached, since creation.
+    public private(set) var refusedConnections = 0
+
+    /// Wraps `factory`, allowing at most `maxConnections` open connections.
+    public init(wrapping factory: any ServerFactory, maxConnections: Int) {
+        precondition(maxConnections >= 0, "maxConnections must not be negative")
+        self.wrapped = factory
+        self.maxConnections = maxConnections
+    }
+
+    /// Returns the wrapped factory's protocol, counted, or nil (refuse) when at the limit or when
+    /// the wrapped factory refuses.
+    public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
+        guard openConnections < maxConnections else {
+            refusedConnections += 1
+            return nil
+        }
+        guard let inner = wrapped.buildProtocol(peer: peer) else { return nil }
+        openConnections += 1
+        return CountedConnection(inner, limit: self)
+    }
+
+    /// Forwards to the wrapped factory.
+    public func startFactory() { wrapped.startFactory() }
+
+    /// Forwards to the wrapped factory.
+    public func stopFactory() { wrapped.stopFactory() }
+
+    fileprivate func connectionClosed() {
+        openConnections -= 1
+    }
+}
+
+/// Forwards every event to the real protocol and tells the limit when the connection ends.
+///
+/// It counts a connection once, even if it is never made (a connection the port drops before
+/// ``makeConnection(_:)`` is released when this object is deinitialised).
+public final class CountedConnection: ConnectionProtocol {
+    /// The real protocol.
+    public let inner: any ConnectionProtocol
+    private weak var limit: ConnectionLimit?
+    private var counted = true
+
+    fileprivate init(_ inner: any ConnectionProtocol, limit: ConnectionLimit) {
+        self.inner = inner
+        self.limit = limit
+    }
+
+    deinit {
+        release()
+    }
+
+    private func release() {
+        if counted {
+            counted = false
+            limit?.connectionClosed()
+        }
+    }
+
+    public func makeConnection(_ transport: any Transport) { inner.makeConnection(transport) }
+    public func connectionMade() { inner.connectionMade() }
+    public func dataReceived(_ data: UnsafeRawBufferPointer) { inner.dataReceived(data) }
+    public func readConnectionLost() { inner.readConnectionLost() }
+    public func writeBufferFull() { inner.writeBufferFull() }
+    public func writeBufferDrained() { inner.writeBufferDrained() }
+
+    public func connectionLost(reason: ConnectionEnd) {
+        release()
+        inner.connectionLost(reason: reason)
+    }
+}
