@@ -1,9 +1,12 @@
-/// CPython 3's `str.lower()`, `str.upper()` and `str.title()`, code point for code point.
+/// CPython 3.11's `str.lower()`, `str.upper()` and `str.title()`, code point for code point.
 ///
 /// The mappings are the full (SpecialCasing, unconditional) ones from the Swift runtime's Unicode
-/// data; the one context-sensitive rule CPython applies, Final_Sigma for U+03A3, is implemented
-/// exactly as CPython's `handle_capital_sigma` does it. Swift's `lowercased()` lacks that rule
-/// (it maps every capital sigma to U+03C3), so it is not used.
+/// data, pinned to Unicode 14.0.0 (the data of Python 3.11, the reference): code points assigned
+/// after 14.0 are left unchanged and count as neither cased nor case-ignorable, as they do in
+/// Python 3.11, and the few Unicode 14 code points whose data changed since are corrected by
+/// ``Unicode14``. The one context-sensitive rule CPython applies, Final_Sigma for U+03A3, is
+/// implemented exactly as CPython's `handle_capital_sigma` does it. Swift's `lowercased()` lacks
+/// that rule (it maps every capital sigma to U+03C3), so it is not used.
 public enum PythonCase {
     static let capitalSigma: Unicode.Scalar = "\u{03A3}"
     static let smallSigma: Unicode.Scalar = "\u{03C3}"
@@ -31,7 +34,9 @@ public enum PythonCase {
         var out = String.UnicodeScalarView()
         out.reserveCapacity(text.utf8.count)
         for c in text.unicodeScalars {
-            if c.value < 0x80 || !c.properties.changesWhenUppercased {
+            if c.value < 0x80 {
+                out.append(c.value &- 97 < 26 ? Unicode.Scalar(UInt8(c.value) & 0xDF) : c)
+            } else if !c.properties.changesWhenUppercased || !Unicode14.hasUpperOrTitleMapping(c) {
                 out.append(c)
             } else {
                 out.append(contentsOf: c.properties.uppercaseMapping.unicodeScalars)
@@ -54,7 +59,9 @@ public enum PythonCase {
             let c = scalars[i]
             if previousIsCased {
                 appendLower(c, at: i, in: scalars, previousIsCased: previousNonIgnorableIsCased, to: &out)
-            } else if c.value < 0x80 || !c.properties.changesWhenTitlecased {
+            } else if c.value < 0x80 {
+                out.append(c.value &- 97 < 26 ? Unicode.Scalar(UInt8(c.value) & 0xDF) : c)
+            } else if !c.properties.changesWhenTitlecased || !Unicode14.hasUpperOrTitleMapping(c) {
                 out.append(c)
             } else {
                 out.append(contentsOf: c.properties.titlecaseMapping.unicodeScalars)
@@ -76,7 +83,7 @@ public enum PythonCase {
             out.append(c.value &- 65 < 26 ? Unicode.Scalar(UInt8(c.value) | 0x20) : c)
         } else if c == capitalSigma {
             out.append(isFinalSigma(at: i, in: scalars, previousIsCased: previousIsCased) ? finalSigma : smallSigma)
-        } else if !c.properties.changesWhenLowercased {
+        } else if !c.properties.changesWhenLowercased || !Unicode14.isAssigned(c) {
             out.append(c)
         } else {
             out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
@@ -96,7 +103,7 @@ public enum PythonCase {
     @inline(__always)
     static func isCased(_ c: Unicode.Scalar) -> Bool {
         if c.value < 0x80 { return (UInt8(c.value) | 0x20) &- 97 < 26 }
-        return c.properties.isCased
+        return Unicode14.isCased(c)
     }
 
     @inline(__always)
@@ -105,7 +112,7 @@ public enum PythonCase {
             // ASCII Case_Ignorable: apostrophe, full stop, colon, circumflex, grave accent.
             return c == "'" || c == "." || c == ":" || c == "^" || c == "`"
         }
-        return c.properties.isCaseIgnorable
+        return Unicode14.isCaseIgnorable(c)
     }
 
     static func asciiMap(
@@ -117,6 +124,47 @@ public enum PythonCase {
                 map(UnsafeRawBufferPointer(input), UnsafeMutableRawBufferPointer(output))
                 return input.count
             }
+        }
+    }
+}
+
+/// The Swift runtime's Unicode properties as Unicode 14.0.0 (Python 3.11) had them.
+///
+/// The runtime carries newer data (Unicode 17 in Swift 6.3). The exceptions below are every
+/// difference for code points assigned in 14.0, as found by the exhaustive fixture scan in the
+/// tests; a toolchain with other data makes that scan fail and name the code points to add here.
+public enum Unicode14 {
+    /// True if `c` was assigned in Unicode 14.0 or earlier.
+    @inline(__always)
+    public static func isAssigned(_ c: Unicode.Scalar) -> Bool {
+        guard let age = c.properties.age else { return false }
+        return age.major <= 14
+    }
+
+    /// False for code points that had no upper- or titlecase mapping in 14.0 but gained one
+    /// later (U+019B and U+0264 in 16.0, U+A7D3 and U+A7D5 with their new capitals), and for
+    /// code points assigned after 14.0.
+    public static func hasUpperOrTitleMapping(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x019B, 0x0264, 0xA7D3, 0xA7D5: return false
+        default: return isAssigned(c)
+        }
+    }
+
+    /// The Cased property in 14.0.
+    public static func isCased(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x0295: return true  // Ll in 14.0; not Cased in the runtime's newer data
+        case 0x10FC, 0xA7F2...0xA7F4, 0xAB69: return false  // became Other_Lowercase later
+        default: return c.properties.isCased && isAssigned(c)
+        }
+    }
+
+    /// The Case_Ignorable property in 14.0.
+    public static func isCaseIgnorable(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x1171E: return true  // AHOM CONSONANT SIGN MEDIAL RA: Mn in 14.0, Mc later
+        default: return c.properties.isCaseIgnorable && isAssigned(c)
         }
     }
 }

@@ -29,7 +29,7 @@ def ranges(cps):
 
 
 def scan():
-    assigned, ignorable, cased, lines = [], [], [], []
+    assigned, ignorable, cased, raw_cased, lines = [], [], [], [], []
     for cp in range(0x110000):
         if 0xD800 <= cp <= 0xDFFF:
             continue  # not Unicode scalar values; cannot occur in valid UTF-8
@@ -48,6 +48,9 @@ def scan():
             ignorable.append(cp)
         elif p2:
             cased.append(cp)
+        # str.title() lowercases after a code point whose Cased property is true, ignorable or not.
+        if (ch + "a").title().endswith("a"):
+            raw_cased.append(cp)
         lo, up, ti = ch.lower(), ch.upper(), ch.title()
         if lo != ch or up != ch or ti != ch:
             lines.append("%04X\t%s\t%s\t%s" % (cp, seq(lo), seq(up), seq(ti)))
@@ -64,6 +67,9 @@ def scan():
         f.write("# C first last: cased and not case-ignorable\n")
         for a, b in ranges(cased):
             f.write("C\t%04X\t%04X\n" % (a, b))
+        f.write("# K first last: Cased (what str.title() tests, ignorable or not)\n")
+        for a, b in ranges(raw_cased):
+            f.write("K\t%04X\t%04X\n" % (a, b))
         f.write("# M cp lower upper title: single-code-point mappings that are not the identity\n")
         for line in lines:
             f.write("M\t" + line + "\n")
