@@ -48,12 +48,15 @@ let package = Package(
             dependencies: ["XformClient", "XformReactor", "XformDaemon"]),
         .executableTarget(
             name: "xform-bench",
-            dependencies: ["XformCore", "XformReactor"]),
+            dependencies: ["XformCore", "XformReactor", "XformTransforms"]),
 
         .testTarget(name: "XformCoreTests", dependencies: ["XformCore", "XformTesting"]),
         .testTarget(name: "XformReactorTests", dependencies: ["XformReactor", "XformCore", "XformTesting"]),
         .testTarget(name: "XformFramingTests", dependencies: ["XformFraming", "XformTesting"]),
-        .testTarget(name: "XformTransformsTests", dependencies: ["XformTransforms", "XformTesting"]),
+        .testTarget(
+            name: "XformTransformsTests", dependencies: ["XformTransforms", "XformTesting"],
+            // Golden files read through #filePath, not bundled as resources.
+            exclude: ["Fixtures"]),
         .testTarget(name: "XformServerTests", dependencies: ["XformServer", "XformTesting", "XformReactor"]),
         .testTarget(
             name: "XformClientTests",

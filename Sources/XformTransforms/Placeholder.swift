@@ -1,1 +1,0 @@
-// XformTransforms: placeholder until the module lands.
