@@ -1,1 +1,0 @@
-// XformTesting: placeholder until the module lands.
