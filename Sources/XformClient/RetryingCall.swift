@@ -12,8 +12,8 @@ import XformCore
 /// Every attempt, the first included, runs from a call scheduled on the clock after the
 /// backoff's delay, even when that delay is zero (txretry did the same through `deferLater`). So
 /// the operation is never called from inside ``start()`` or from inside the callbacks of a previous
-/// attempt, and a storm of immediate failures runs as a loop in the reactor, one turn per
-/// attempt, never as a recursion.
+/// attempt, and a storm of immediate failures runs as a loop in the clock, one scheduled call per
+/// attempt, never as a recursion (and the reactor can serve others between attempts).
 ///
 /// When an attempt fails, `shouldRetry` is asked about the failure:
 /// - false: the Deferred fails at once with that very failure (unwrapped), so a definitive error
@@ -26,7 +26,9 @@ import XformCore
 /// its Deferred); after that the operation is not called again, and the returned Deferred fails
 /// with ``CancelledError``, once.
 ///
-/// Like every Deferred user, a `RetryingCall` is confined to the reactor thread.
+/// Like a pending Deferred, a `RetryingCall` stays alive until its Deferred fires or is cancelled
+/// (its timer or its attempt in flight holds it); afterwards it holds nothing. Like every Deferred
+/// user, it is confined to the reactor thread.
 public final class RetryingCall<Value> {
     /// One attempt: returns a Deferred for its result, or throws to fail synchronously (which
     /// counts as a failed attempt, as with `maybeDeferred`).

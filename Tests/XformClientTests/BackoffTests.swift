@@ -1,27 +1,6 @@
-import Synchronization
 import Testing
 import XformClient
 import XformCore
-
-/// A random source that returns the given values in turn (and then repeats the last one).
-final class ScriptedRandom: Sendable {
-    let values: Mutex<[Double]>
-    let draws = Atomic<Int>(0)
-
-    init(_ values: [Double]) {
-        precondition(!values.isEmpty)
-        self.values = Mutex(values)
-    }
-
-    var source: Jitter.RandomSource {
-        { [self] in
-            draws.add(1, ordering: .relaxed)
-            return values.withLock { v in v.count > 1 ? v.removeFirst() : v[0] }
-        }
-    }
-}
-
-func ms(_ n: Int) -> Duration { .milliseconds(n) }
 
 @Suite("Backoff")
 struct BackoffTests {

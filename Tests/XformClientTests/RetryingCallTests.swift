@@ -3,44 +3,6 @@ import XformClient
 import XformCore
 import XformTesting
 
-/// A failure that says which attempt produced it.
-struct AttemptError: Error, Equatable {
-    let attempt: Int
-    var transient = true
-}
-
-/// Records what a Deferred fired with, taking its failure off its hands.
-final class Outcome<Value> {
-    var results: [Result<Value, any Error>] = []
-    init(_ d: Deferred<Value>) {
-        _ = d.mapResult { [self] r in results.append(r) }
-    }
-    var value: Value? { if case .success(let v)? = results.first { v } else { nil } }
-    var error: (any Error)? { if case .failure(let e)? = results.first { e } else { nil } }
-}
-
-/// An operation that fails its first `failures` calls (synchronously, with `AttemptError`),
-/// then succeeds with `value`; it records the clock's time at each call.
-final class Flaky {
-    let clock: ManualClock
-    let failures: Int
-    let value: String
-    var callTimes: [Duration] = []
-
-    init(clock: ManualClock, failures: Int, value: String = "done") {
-        self.clock = clock
-        self.failures = failures
-        self.value = value
-    }
-
-    func call() -> Deferred<String> {
-        callTimes.append(clock.now)
-        let n = callTimes.count
-        if n <= failures { return fail(AttemptError(attempt: n)) }
-        return succeed(value)
-    }
-}
-
 @Suite("RetryingCall")
 struct RetryingCallTests {
     @Test("An operation that fails three times succeeds on the fourth attempt, at the backoff's delays")
@@ -51,7 +13,7 @@ struct RetryingCallTests {
         let call = RetryingCall(
             clock: clock, onRetry: { attempt, error, delay in retries.append((attempt, error as? AttemptError, delay)) },
             operation: flaky.call)
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
 
         // Even the immediate first attempt goes through the clock.
         #expect(flaky.callTimes.isEmpty)
@@ -90,7 +52,7 @@ struct RetryingCallTests {
                 calls += 1
                 return fail(AttemptError(attempt: calls, transient: false))
             })
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         #expect(calls == 1)
         #expect(outcome.error as? AttemptError == AttemptError(attempt: 1, transient: false))
@@ -110,7 +72,7 @@ struct RetryingCallTests {
                 calls += 1
                 return fail(AttemptError(attempt: calls, transient: calls < 3))
             })
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         #expect(calls == 3)
         #expect(outcome.error as? AttemptError == AttemptError(attempt: 3, transient: false))
@@ -121,7 +83,7 @@ struct RetryingCallTests {
         let clock = ManualClock()
         let flaky = Flaky(clock: clock, failures: .max)
         let call = RetryingCall(clock: clock, operation: flaky.call)
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         #expect(flaky.callTimes.count == 10)
         #expect(flaky.callTimes.last == ms(5110))
@@ -138,7 +100,7 @@ struct RetryingCallTests {
     func onceExhausts() {
         let clock = ManualClock()
         let flaky = Flaky(clock: clock, failures: 1)
-        let outcome = Outcome(RetryingCall(clock: clock, backoff: .once, operation: flaky.call).start())
+        let outcome = FiredResult(RetryingCall(clock: clock, backoff: .once, operation: flaky.call).start())
         clock.runUntilIdle()
         #expect(flaky.callTimes == [.zero])
         #expect((outcome.error as? RetryExhaustedError)?.attempts == 1)
@@ -154,7 +116,7 @@ struct RetryingCallTests {
             // Each attempt takes a second to fail.
             return deferLater(clock, .seconds(1)) { throw AttemptError(attempt: starts.count) }
         }
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         #expect(starts == [.zero, .seconds(1), .seconds(2)])
         let error = outcome.error as? RetryExhaustedError
@@ -170,7 +132,7 @@ struct RetryingCallTests {
         let flaky = Flaky(clock: clock, failures: .max)
         let call = RetryingCall(clock: clock, operation: flaky.call)
         let d = call.start()
-        let outcome = Outcome(d)
+        let outcome = FiredResult(d)
         clock.advance(by: .zero)
         #expect(flaky.callTimes.count == 1)
         #expect(clock.pendingCalls.count == 1)
@@ -189,7 +151,7 @@ struct RetryingCallTests {
         let clock = ManualClock()
         let flaky = Flaky(clock: clock, failures: 0)
         let d = RetryingCall(clock: clock, operation: flaky.call).start()
-        let outcome = Outcome(d)
+        let outcome = FiredResult(d)
         d.cancel()
         clock.advance(by: .seconds(1))
         #expect(flaky.callTimes.isEmpty)
@@ -208,10 +170,10 @@ struct RetryingCallTests {
             return d
         }
         let d = call.start()
-        let outcome = Outcome(d)
+        let outcome = FiredResult(d)
         clock.advance(by: .zero)
         #expect(attempts.count == 1)
-        let attemptOutcome = Outcome(attempts[0])
+        let attemptOutcome = FiredResult(attempts[0])
         #expect(clock.pendingCalls.isEmpty)
         d.cancel()
         #expect(cancelledAttempts == 1)
@@ -231,7 +193,7 @@ struct RetryingCallTests {
             Deferred<String>(canceller: { d in try? d.callback("too late") })
         }
         let d = call.start()
-        let outcome = Outcome(d)
+        let outcome = FiredResult(d)
         clock.advance(by: .zero)
         d.cancel()
         #expect(outcome.results.count == 1)
@@ -245,7 +207,7 @@ struct RetryingCallTests {
         var d: Deferred<String>?
         let call = RetryingCall(clock: clock, onRetry: { _, _, _ in d?.cancel() }, operation: flaky.call)
         d = call.start()
-        let outcome = Outcome(d!)
+        let outcome = FiredResult(d!)
         clock.runUntilIdle()
         #expect(flaky.callTimes.count == 1)
         #expect(outcome.error is CancelledError)
@@ -261,7 +223,7 @@ struct RetryingCallTests {
             if calls < 3 { throw AttemptError(attempt: calls) }
             return succeed(42)
         }
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         #expect(calls == 3)
         #expect(outcome.value == 42)
@@ -281,7 +243,7 @@ struct RetryingCallTests {
                 return n
             }
         }
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.runUntilIdle()
         // 0 (attempt), +5 ms failure, +10 ms wait, +5 ms failure, +20 ms wait.
         #expect(starts == [.zero, ms(15), ms(40)])
@@ -298,7 +260,7 @@ struct RetryingCallTests {
             calls += 1
             return fail(AttemptError(attempt: calls))
         }
-        let outcome = Outcome(call.start())
+        let outcome = FiredResult(call.start())
         clock.advance(by: .zero)
         #expect(calls == n)
         #expect(clock.now == .zero)
@@ -325,7 +287,7 @@ struct RetryingCallTests {
         }
         clock.runUntilIdle()
         keep[1].cancel()
-        let outcomes = keep.map(Outcome.init)
+        let outcomes = keep.map(FiredResult.init)
         #expect(outcomes[0].value == "done")
         #expect(outcomes[1].error is CancelledError)
         #expect(finished == nil)
