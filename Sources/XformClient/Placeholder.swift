@@ -1,1 +1,0 @@
-// XformClient: placeholder until the module lands.
