@@ -104,3 +104,53 @@ open class MultiService: Service {
         }
     }
 }
+
+/// A service that listens on a TCP port while it runs (Twisted's `internet.TCPServer`).
+///
+/// The port is bound in ``privilegedStartService()``, before privileges are dropped, so ports
+/// below 1024 work. Stopping it stops listening, then waits for `drain` (if given), which a
+/// server uses to let open connections finish their requests.
+public final class TCPServer: Service {
+    /// Binds and returns the listening port (e.g. `reactor.listenTCP(...)`, or adopting an
+    /// inherited socket).
+    public typealias Binder = () throws -> any ListeningPort
+
+    let bind: Binder
+    let drain: (() -> Deferred<Void>)?
+    /// The listening port, once bound.
+    public private(set) var port: (any ListeningPort)?
+
+    /// - Parameters:
+    ///   - name: the service name (unique among siblings).
+    ///   - bind: opens the listening port.
+    ///   - drain: called after the port closed, when stopping; the stop completes when its
+    ///     Deferred fires.
+    public init(name: String, bind: @escaping Binder, drain: (() -> Deferred<Void>)? = nil) {
+        self.bind = bind
+        self.drain = drain
+        super.init(name: name)
+    }
+
+    /// Binds the port.
+    ///
+    /// - Throws: the binder's error (address in use, permission denied, ...).
+    public override func privilegedStartService() throws {
+        if port == nil { port = try bind() }
+    }
+
+    /// Starts the service, binding the port now if the privileged step did not run.
+    /// A bind failure here cannot be reported; call ``privilegedStartService()`` first.
+    public override func startService() {
+        if port == nil { port = try? bind() }
+        super.startService()
+    }
+
+    /// Stops listening, then drains.
+    public override func stopService() -> Deferred<Void> {
+        _ = super.stopService()
+        let closed = port?.stopListening() ?? succeed(())
+        port = nil
+        guard let drain else { return closed }
+        return closed.addCallback { () -> Deferred<Void> in drain() }
+    }
+}

@@ -1,1 +1,0 @@
-// XformServer: placeholder until the module lands.

@@ -1,0 +1,130 @@
+import XformCore
+
+/// What a ``ReplyPipeline`` needs from the protocol that owns it (both receivers offer these).
+protocol ReplyPipelineOwner: AnyObject {
+    var transport: (any Transport)? { get }
+    func pauseDelivery()
+    func resumeDelivery()
+    var isDeliveryPaused: Bool { get }
+}
+
+/// The reply side of one connection, shared by both transform protocols: replies leave in
+/// request order even when some are computed later; at most `maxPendingPerConnection` requests
+/// wait at once (delivery of further requests pauses); the connection closes once everything
+/// owed is sent when asked to (EOF, the original form's lifecycle, shutdown, errors).
+final class ReplyPipeline {
+    unowned let owner: any ReplyPipelineOwner
+    let dispatcher: TransformDispatcher
+    private var sequencer = ReplySequencer()
+    private var pending: [Int: Deferred<[UInt8]>] = [:]
+    /// Take no more requests.
+    var stopped = false
+    /// Close once every owed reply is sent.
+    private(set) var closeWhenDone = false
+
+    init(owner: any ReplyPipelineOwner, dispatcher: TransformDispatcher) {
+        self.owner = owner
+        self.dispatcher = dispatcher
+    }
+
+    /// True when no reply is owed: a reply may go straight to the transport.
+    var isIdle: Bool { sequencer.isEmpty }
+
+    /// Sends a reply now, or queues it behind the replies still owed.
+    func send(_ bytes: [UInt8]) {
+        if sequencer.isEmpty {
+            write(bytes)
+        } else {
+            sequencer.append(bytes)
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        dispatcher.stats.bytesOut += bytes.count
+        owner.transport?.write(bytes)
+    }
+
+    /// Waits for an asynchronous transform, keeping the reply's place in the order.
+    ///
+    /// - Parameters:
+    ///   - render: frames the transformed text as this protocol's success reply.
+    ///   - renderError: frames a failure; nil means "close without a reply" (the original form).
+    func await(
+        _ deferred: Deferred<[UInt8]>, transform: String, render: @escaping ([UInt8]) -> [UInt8],
+        renderError: ((WireError) -> [UInt8])?
+    ) {
+        let ticket = sequencer.reserve()
+        pending[ticket] = deferred
+        let started = dispatcher.clock.now
+        if pending.count >= dispatcher.limits.maxPendingPerConnection { owner.pauseDelivery() }
+        deferred.addCallbacks(
+            { [weak self] bytes in
+                guard let self else { return bytes }
+                self.dispatcher.stats.count(transform: transform, outcome: "ok")
+                self.dispatcher.stats.record(latency: self.dispatcher.clock.now - started)
+                self.complete(ticket, with: render(bytes))
+                return bytes
+            },
+            { [weak self] error in
+                guard let self else { return [] }
+                let wire = self.dispatcher.wireError(error)
+                self.dispatcher.stats.count(transform: transform, outcome: wire.code)
+                self.dispatcher.logger.debug("\(transform) failed: \(wire)")
+                if let renderError {
+                    self.complete(ticket, with: renderError(wire))
+                } else {
+                    self.stopped = true
+                    self.sequencer.appendCloseAfter(ticket)
+                    self.complete(ticket, with: [])
+                }
+                return []
+            })
+    }
+
+    private func complete(_ ticket: Int, with bytes: [UInt8]) {
+        pending[ticket] = nil
+        sequencer.fill(ticket, with: bytes)
+        let closing = sequencer.flush { write($0) }
+        if closing {
+            owner.transport?.loseConnection()
+            return
+        }
+        if owner.isDeliveryPaused, pending.count < dispatcher.limits.maxPendingPerConnection, !stopped {
+            owner.resumeDelivery()
+        }
+        finishIfDone()
+    }
+
+    /// Closes after the replies owed so far (at once if none); takes no more requests.
+    func closeAfterOwed() {
+        stopped = true
+        if sequencer.isEmpty {
+            owner.transport?.loseConnection()
+        } else {
+            sequencer.appendClose()
+        }
+    }
+
+    /// Asks for a close once everything owed is sent, and closes now if that is so.
+    func closeWhenFinished() {
+        closeWhenDone = true
+        finishIfDone()
+    }
+
+    /// Closes if a close was asked for and nothing is owed.
+    func finishIfDone() {
+        guard closeWhenDone, sequencer.isEmpty, pending.isEmpty, let transport = owner.transport,
+            !transport.disconnecting
+        else { return }
+        transport.loseConnection()
+    }
+
+    /// The connection is gone: cancels the transforms still running for it.
+    func connectionLost() {
+        stopped = true
+        let inFlight = pending.values
+        pending.removeAll()
+        for d in inFlight { d.cancel() }
+    }
+}

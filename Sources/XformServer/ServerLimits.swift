@@ -1,0 +1,18 @@
+/// The limits every connection lives within. All are always on; all are configurable.
+public struct ServerLimits: Sendable, Equatable {
+    /// The longest request payload (netstring) or request text (line block), in bytes.
+    /// The default is the original's 99,999 bytes (Twisted's `NetstringReceiver.MAX_LENGTH`).
+    public var maxRequestBytes: Int = 99_999
+    /// The longest line on the line port, in bytes (Twisted's `LineReceiver.MAX_LENGTH`).
+    public var maxLineLength: Int = 16_384
+    /// Connections with no traffic for this long are closed; nil disables the timeout.
+    public var idleTimeout: Duration? = .seconds(120)
+    /// The most open connections per port; more are closed at once.
+    public var maxConnections: Int = 1_024
+    /// The most requests one connection may have waiting for their replies; reading stops beyond.
+    public var maxPendingPerConnection: Int = 64
+    /// Inputs longer than this many bytes are transformed on the thread pool.
+    public var offloadThreshold: Int = 64 * 1024
+
+    public init() {}
+}

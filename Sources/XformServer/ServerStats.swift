@@ -1,0 +1,83 @@
+import XformCore
+
+/// Counters for the whole server, shared by both ports: requests by transform and outcome,
+/// connections, bytes, and a latency summary. Confined to the reactor thread; updating a
+/// counter is an addition, cheap enough for the hot path.
+public final class ServerStats {
+    /// Requests per transform name, per outcome code (`ok` or an error code).
+    public private(set) var requests: [String: [String: Int]] = [:]
+    /// Connections open now, per port name.
+    public private(set) var openConnections: [String: Int] = [:]
+    /// Connections accepted since start, per port name.
+    public private(set) var totalConnections: [String: Int] = [:]
+    /// Connections refused by the connection limit.
+    public private(set) var refusedConnections = 0
+    /// Bytes received and sent on all connections.
+    public var bytesIn = 0
+    public var bytesOut = 0
+    /// Latency histogram of asynchronous requests: bucket i counts latencies below 2^i µs.
+    public private(set) var latencyBuckets = [Int](repeating: 0, count: 32)
+    let started: Duration
+    let clock: any ReactorTime
+
+    public init(clock: any ReactorTime) {
+        self.clock = clock
+        self.started = clock.now
+    }
+
+    /// Counts one finished request.
+    public func count(transform: String, outcome: String) {
+        requests[transform, default: [:]][outcome, default: 0] += 1
+    }
+
+    /// Records the latency of one request.
+    public func record(latency: Duration) {
+        let micros = max(0, Int(latency.seconds * 1e6))
+        let bucket = min(31, micros == 0 ? 0 : (Int.bitWidth - micros.leadingZeroBitCount))
+        latencyBuckets[bucket] += 1
+    }
+
+    func connectionOpened(port: String) {
+        openConnections[port, default: 0] += 1
+        totalConnections[port, default: 0] += 1
+    }
+
+    func connectionClosed(port: String) { openConnections[port, default: 0] -= 1 }
+
+    func connectionRefused() { refusedConnections += 1 }
+
+    /// The latency below which `fraction` of recorded requests fell (bucket upper bound, µs).
+    public func latencyPercentile(_ fraction: Double) -> Int? {
+        let total = latencyBuckets.reduce(0, +)
+        guard total > 0 else { return nil }
+        let target = Int((Double(total) * fraction).rounded(.up))
+        var seen = 0
+        for (i, n) in latencyBuckets.enumerated() {
+            seen += n
+            if seen >= target { return 1 << i }
+        }
+        return nil
+    }
+
+    /// The report `stats` prints: one `key value` line each, stable order.
+    public func report() -> [String] {
+        var lines = [String]()
+        let up = (clock.now - started).seconds
+        lines.append("uptime_seconds \(Int(up))")
+        for port in openConnections.keys.sorted() {
+            lines.append("connections_open \(port) \(openConnections[port] ?? 0)")
+            lines.append("connections_total \(port) \(totalConnections[port] ?? 0)")
+        }
+        lines.append("connections_refused \(refusedConnections)")
+        lines.append("bytes_in \(bytesIn)")
+        lines.append("bytes_out \(bytesOut)")
+        for name in requests.keys.sorted() {
+            let outcomes = requests[name]!.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            lines.append("requests \(name) " + outcomes.joined(separator: " "))
+        }
+        if let p50 = latencyPercentile(0.5), let p99 = latencyPercentile(0.99) {
+            lines.append("async_latency_us p50<\(p50) p99<\(p99)")
+        }
+        return lines
+    }
+}

@@ -1,0 +1,117 @@
+import XformCore
+import XformTransforms
+
+/// Builds netstring transform protocols (protocol-spec/netstring.md), refusing connections
+/// beyond the connection limit.
+public final class NetstringTransformFactory: ServerFactory {
+    /// The shared state behind both ports.
+    public let dispatcher: TransformDispatcher
+
+    public init(dispatcher: TransformDispatcher) { self.dispatcher = dispatcher }
+
+    /// Returns a protocol for the connection, or nil (close it) at the connection limit.
+    public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
+        guard dispatcher.openConnections(port: NetstringTransformProtocol.portName) < dispatcher.limits.maxConnections
+        else {
+            dispatcher.stats.connectionRefused()
+            dispatcher.logger.info("refusing netstring connection from \(peer): connection limit reached")
+            return nil
+        }
+        return NetstringTransformProtocol(dispatcher: dispatcher, peer: peer)
+    }
+}
+
+/// Builds line transform protocols (protocol-spec/line.md), refusing connections beyond the
+/// connection limit.
+public final class LineTransformFactory: ServerFactory {
+    /// The shared state behind both ports.
+    public let dispatcher: TransformDispatcher
+
+    public init(dispatcher: TransformDispatcher) { self.dispatcher = dispatcher }
+
+    /// Returns a protocol for the connection, or nil (close it) at the connection limit.
+    public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
+        guard dispatcher.openConnections(port: LineTransformProtocol.portName) < dispatcher.limits.maxConnections
+        else {
+            dispatcher.stats.connectionRefused()
+            dispatcher.logger.info("refusing line connection from \(peer): connection limit reached")
+            return nil
+        }
+        return LineTransformProtocol(dispatcher: dispatcher, peer: peer)
+    }
+}
+
+extension TransformDispatcher {
+    /// Open connections on one port (`netstring` or `line`).
+    public func openConnections(port: String) -> Int { stats.openConnections[port] ?? 0 }
+}
+
+/// The transform service as an application service: stopping it drains every connection of
+/// both ports (in-flight requests finish, idle connections close).
+public final class TransformServiceRunner: Service {
+    /// The shared state behind both ports.
+    public let dispatcher: TransformDispatcher
+
+    public init(dispatcher: TransformDispatcher) {
+        self.dispatcher = dispatcher
+        super.init(name: "transforms")
+    }
+
+    /// Drains both ports.
+    ///
+    /// - Returns: a Deferred that fires once every connection has closed.
+    public override func stopService() -> Deferred<Void> {
+        _ = super.stopService()
+        return dispatcher.beginShutdown()
+    }
+}
+
+/// The whole server as a service tree: `MultiService[transforms, netstring port, line port]`,
+/// one `TransformService` behind both ports.
+///
+/// Starting binds both ports (in the privileged step); stopping goes in reverse order: both
+/// ports stop listening, then the transform service drains the open connections.
+public final class TransformServer {
+    /// The root service: start it, and stop it to shut down gracefully.
+    public let root: MultiService
+    /// The state both ports share.
+    public let dispatcher: TransformDispatcher
+    /// The netstring port's service; its `port` is set once bound.
+    public let netstringServer: TCPServer
+    /// The line port's service; its `port` is set once bound.
+    public let lineServer: TCPServer
+
+    /// Opens a listening port for a factory: `reactor.listenTCP(...)`, or adopting a socket
+    /// inherited from systemd.
+    public typealias Binder = (any ServerFactory) throws -> any ListeningPort
+
+    /// Assembles the server.
+    ///
+    /// - Parameters:
+    ///   - dispatcher: the shared state (service, clock, thread pool, limits, log).
+    ///   - bindNetstring: opens the netstring port.
+    ///   - bindLine: opens the line port.
+    public init(dispatcher: TransformDispatcher, bindNetstring: @escaping Binder, bindLine: @escaping Binder) {
+        self.dispatcher = dispatcher
+        let netstringFactory = NetstringTransformFactory(dispatcher: dispatcher)
+        let lineFactory = LineTransformFactory(dispatcher: dispatcher)
+        netstringServer = TCPServer(name: "netstring", bind: { try bindNetstring(netstringFactory) })
+        lineServer = TCPServer(name: "line", bind: { try bindLine(lineFactory) })
+        root = MultiService(name: "transform-server")
+        // Names are distinct, so adding cannot fail.
+        try? root.addService(TransformServiceRunner(dispatcher: dispatcher))
+        try? root.addService(netstringServer)
+        try? root.addService(lineServer)
+    }
+
+    /// Convenience: listens with `reactor` on `interface` at the given ports (0 = any free port).
+    public convenience init(
+        dispatcher: TransformDispatcher, reactor: any ReactorTCP, interface: String, netstringPort: Int,
+        linePort: Int, backlog: Int = 1024
+    ) {
+        self.init(
+            dispatcher: dispatcher,
+            bindNetstring: { try reactor.listenTCP(port: netstringPort, factory: $0, interface: interface, backlog: backlog) },
+            bindLine: { try reactor.listenTCP(port: linePort, factory: $0, interface: interface, backlog: backlog) })
+    }
+}
