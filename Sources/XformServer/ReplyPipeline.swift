@@ -19,6 +19,8 @@ final class ReplyPipeline {
     private var pending: [Int: Deferred<[UInt8]>] = [:]
     /// Take no more requests.
     var stopped = false
+    /// The connection is gone: late results are dropped.
+    private var lost = false
     /// Close once every owed reply is sent.
     private(set) var closeWhenDone = false
 
@@ -60,14 +62,14 @@ final class ReplyPipeline {
         if pending.count >= dispatcher.limits.maxPendingPerConnection { owner.pauseDelivery() }
         deferred.addCallbacks(
             { [weak self] bytes in
-                guard let self else { return bytes }
+                guard let self, !self.lost else { return bytes }
                 self.dispatcher.stats.count(transform: transform, outcome: "ok")
                 self.dispatcher.stats.record(latency: self.dispatcher.clock.now - started)
                 self.complete(ticket, with: render(bytes))
                 return bytes
             },
             { [weak self] error in
-                guard let self else { return [] }
+                guard let self, !self.lost else { return [] }
                 let wire = self.dispatcher.wireError(error)
                 self.dispatcher.stats.count(transform: transform, outcome: wire.code)
                 self.dispatcher.logger.debug("\(transform) failed: \(wire)")
@@ -123,6 +125,7 @@ final class ReplyPipeline {
     /// The connection is gone: cancels the transforms still running for it.
     func connectionLost() {
         stopped = true
+        lost = true
         let inFlight = pending.values
         pending.removeAll()
         for d in inFlight { d.cancel() }
