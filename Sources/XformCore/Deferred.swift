@@ -273,7 +273,15 @@ public final class Deferred<Value> {
         switch outcome {
         case .success(let v): result = .success(v)
         case .failure(let e): result = .failure(e)
-        case .deferred(let inner): waitOn(inner, placeholder: ())
+        case .deferred(let inner):
+            if let innerResult = inner.result, inner.pauseCount == 0, !inner.running {
+                // Already fired (flatMap returned a fired Deferred): take its result now. Waiting
+                // on it would never resume, since a fired Deferred's chain is not run again.
+                inner.failureHandedOff = true
+                result = innerResult
+            } else {
+                waitOn(inner, placeholder: ())
+            }
         }
     }
 
