@@ -1,1 +1,13 @@
+// Wrappers for calls and constants that glibc declares only under _GNU_SOURCE. This file is
+// compiled with _GNU_SOURCE (Package.swift); the header that Swift imports is not.
 #include "CXformShims.h"
+
+const short CXF_POSIX_SPAWN_SETSID = POSIX_SPAWN_SETSID;
+
+int cxf_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int cxf_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+pid_t cxf_gettid(void) { return gettid(); }

@@ -1,0 +1,489 @@
+import CXformShims
+import Glibc
+import Synchronization
+import XformCore
+
+/// Something registered with epoll: a connection, a listening port, a pending connect, the
+/// waker or a signalfd. Dispatch is by class method, keyed by a token that carries the fd and a
+/// generation, so an event for a closed fd is never delivered to a newer owner of that number.
+class IOHandler {
+    var fd: Int32
+    var token: UInt64 = 0
+    var interest: UInt32 = 0
+    var registered = false
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Handles readiness reported by epoll.
+    func handleEvent(_ events: UInt32) {}
+
+    /// The reactor is shutting down with this handler still registered: release the fd.
+    func reactorShutdown() {}
+
+    /// The reactor object is being deinitialised: close the fd without callbacks.
+    func reactorDeinit() { closeFD(fd) }
+}
+
+/// An epoll reactor: Twisted's reactor for Linux, confined to the thread that calls ``run()``.
+///
+/// Each iteration runs the calls queued from other threads, then the due timers, then waits in
+/// `epoll_wait` (level-triggered, with `EPOLLRDHUP`) and dispatches I/O. Connections share one
+/// read buffer; writes are gathered in a per-connection buffer and flushed once per read batch.
+/// Only ``threading`` (an ``EpollThreading``) may be used from other threads.
+public final class EpollReactor: Reactor, ThreadPoolRunner {
+    /// Tunables. The defaults suit a small request/reply server.
+    public struct Configuration: Sendable {
+        /// Size of the one read buffer shared by all connections.
+        public var readBufferSize = 64 * 1024
+        /// Reads per readiness event per connection, for fairness between connections.
+        public var maxReadsPerEvent = 4
+        /// Accepts per readiness event per listening port.
+        public var maxAcceptsPerEvent = 512
+        /// Buffered output above which a connection calls `writeBufferFull()`.
+        public var highWatermark = 64 * 1024
+        /// Buffered output at or below which a full connection calls `writeBufferDrained()`.
+        public var lowWatermark = 16 * 1024
+        /// Events taken per `epoll_wait`.
+        public var eventBatchSize = 256
+        /// Worker threads for ``EpollReactor/deferToThread(_:)``; nil means max(2, cores).
+        public var threadPoolSize: Int? = nil
+
+        public init() {}
+    }
+
+    let epfd: Int32
+    let handle: EpollThreading
+    let configuration: Configuration
+    let logger: Logger?
+    let readBuffer: UnsafeMutableRawBufferPointer
+    let eventBytes: UnsafeMutableRawPointer
+    let eventSize: Int
+
+    var handlers: [IOHandler?] = []
+    var nextGeneration: UInt64 = 1
+    var timers = TimerHeap()
+    var nextTimerSeq: UInt64 = 0
+    var staleTimerEntries = 0
+    /// Connections with output to flush or a close to report; serviced outside protocol calls.
+    var dirty: [TCPConnection] = []
+    /// Spare storage swapped with the thread-call queue.
+    var threadCallSpare: [@Sendable () -> Void] = []
+    var pool: WorkerPool?
+    var factoryPorts: [ObjectIdentifier: Int] = [:]
+    var shutdownTriggers: [() -> Deferred<Void>] = []
+    var stopRequested = false
+    var triggersStarted = false
+    var readyToExit = false
+    var hasShutDown = false
+
+    /// True while ``run()`` is looping.
+    public private(set) var isRunning = false
+
+    /// Creates a reactor; ignores `SIGPIPE` process-wide (writes report `EPIPE` instead).
+    ///
+    /// - Parameters:
+    ///   - logger: where unexpected errors go (never per-request events).
+    /// - Throws: ``SyscallError`` if epoll or the eventfd cannot be created.
+    public init(logger: Logger? = nil, configuration: Configuration = Configuration()) throws {
+        signal(SIGPIPE, SIG_IGN)
+        let fd = cxf_epoll_create()
+        guard fd >= 0 else { throw SyscallError(call: "epoll_create1", errno: lastErrno()) }
+        epfd = fd
+        do {
+            handle = try EpollThreading()
+        } catch {
+            closeFD(fd)
+            throw error
+        }
+        self.logger = logger
+        var config = configuration
+        config.readBufferSize = max(1024, config.readBufferSize)
+        config.maxReadsPerEvent = max(1, config.maxReadsPerEvent)
+        config.maxAcceptsPerEvent = max(1, config.maxAcceptsPerEvent)
+        config.eventBatchSize = max(1, config.eventBatchSize)
+        config.lowWatermark = min(max(0, config.lowWatermark), config.highWatermark)
+        self.configuration = config
+        readBuffer = .allocate(byteCount: config.readBufferSize, alignment: 16)
+        eventSize = cxf_epoll_event_size()
+        eventBytes = .allocate(byteCount: eventSize * config.eventBatchSize, alignment: 16)
+        register(WakerHandler(threading: handle), events: CXF_EPOLLIN)
+    }
+
+    deinit {
+        for h in handlers {
+            if let h, !(h is WakerHandler) { h.reactorDeinit() }
+        }
+        handlers.removeAll()
+        pool?.stop()
+        closeFD(epfd)
+        readBuffer.deallocate()
+        eventBytes.deallocate()
+    }
+
+    /// The thread-safe door into this reactor.
+    public var threading: any ReactorThreading { handle }
+
+    /// The concrete thread-safe handle (it can also ``EpollThreading/requestStop()``).
+    public var threadingHandle: EpollThreading { handle }
+
+    // MARK: Registration
+
+    func register(_ h: IOHandler, events: UInt32) {
+        let gen = nextGeneration
+        nextGeneration &+= 1
+        h.token = (gen << 32) | UInt64(UInt32(bitPattern: h.fd))
+        if cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_ADD, h.fd, events, h.token) != 0 {
+            logger?.error("epoll_ctl(ADD, fd \(h.fd)) failed: errno \(lastErrno())")
+        }
+        let index = Int(h.fd)
+        if index >= handlers.count {
+            handlers.append(contentsOf: repeatElement(nil, count: index + 1 - handlers.count + 64))
+        }
+        handlers[index] = h
+        h.interest = events
+        h.registered = true
+    }
+
+    func modify(_ h: IOHandler, events: UInt32) {
+        guard h.registered, h.interest != events else { return }
+        if cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_MOD, h.fd, events, h.token) != 0 {
+            logger?.error("epoll_ctl(MOD, fd \(h.fd)) failed: errno \(lastErrno())")
+        }
+        h.interest = events
+    }
+
+    func unregister(_ h: IOHandler) {
+        guard h.registered else { return }
+        _ = cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_DEL, h.fd, 0, 0)
+        let index = Int(h.fd)
+        if index < handlers.count, handlers[index] === h { handlers[index] = nil }
+        h.registered = false
+    }
+
+    // MARK: Time
+
+    /// Monotonic time (`CLOCK_MONOTONIC`) since an arbitrary origin.
+    public var now: Duration { .nanoseconds(monotonicNanos()) }
+
+    /// Runs `work` on the reactor thread after `delay`. Calls due at the same instant run in the
+    /// order they were scheduled; a call scheduled while timers run waits for the next iteration.
+    ///
+    /// - Returns: a handle to cancel or reschedule the call; its closure is released once it ran
+    ///   or was cancelled.
+    @discardableResult
+    public func callLater(_ delay: Duration, _ work: @escaping () -> Void) -> any DelayedCall {
+        let deadline = monotonicNanos() &+ delay.clampedNanoseconds
+        let seq = nextTimerSeq
+        nextTimerSeq &+= 1
+        let call = ReactorDelayedCall(reactor: self, deadline: deadline, seq: seq, work: work)
+        timers.push(TimerEntry(deadline: deadline, seq: seq, call: call))
+        return call
+    }
+
+    func reschedule(_ call: ReactorDelayedCall, _ delay: Duration) {
+        let deadline = monotonicNanos() &+ delay.clampedNanoseconds
+        let seq = nextTimerSeq
+        nextTimerSeq &+= 1
+        call.deadlineNanos = deadline
+        call.seq = seq
+        timers.push(TimerEntry(deadline: deadline, seq: seq, call: call))
+        timerEntryInvalidated()
+    }
+
+    /// One heap entry went stale (cancel or reset); compact once they are the majority.
+    func timerEntryInvalidated() {
+        staleTimerEntries += 1
+        if staleTimerEntries > 64 && staleTimerEntries * 2 > timers.count {
+            timers.filter { $0.isLive }
+            staleTimerEntries = 0
+        }
+    }
+
+    func runDueTimers() {
+        guard let top = timers.first else { return }
+        var now = monotonicNanos()
+        if top.deadline > now { return }
+        let limit = nextTimerSeq
+        var ran = 0
+        while let e = timers.first, e.deadline <= now, e.seq < limit {
+            _ = timers.popFirst()
+            guard e.isLive, let work = e.call.work else {
+                staleTimerEntries = max(0, staleTimerEntries - 1)
+                continue
+            }
+            e.call.work = nil
+            work()
+            ran += 1
+            if ran & 1023 == 0 { now = monotonicNanos() }
+        }
+    }
+
+    /// Drops stale entries at the top, then returns the next live deadline.
+    func nextDeadline() -> Int64? {
+        while let e = timers.first, !e.isLive {
+            _ = timers.popFirst()
+            staleTimerEntries = max(0, staleTimerEntries - 1)
+        }
+        return timers.first?.deadline
+    }
+
+    /// Live and stale entries in the timer heap (for tests and benchmarks).
+    var pendingTimerEntries: Int { timers.count }
+
+    // MARK: Thread calls
+
+    func runThreadCalls() {
+        handle.queue.withLock { q in swap(&q, &threadCallSpare) }
+        if threadCallSpare.isEmpty { return }
+        for call in threadCallSpare { call() }
+        threadCallSpare.removeAll(keepingCapacity: threadCallSpare.count <= 4096)
+    }
+
+    // MARK: Running
+
+    /// Runs the loop on the calling thread until ``stop()`` (or
+    /// ``EpollThreading/requestStop()``) and the shutdown triggers have finished. Then closes
+    /// every connection (`connectionLost(.lost(errno: 0))`), port and pending connect, drops
+    /// pending timers and thread calls, and stops the thread pool. A reactor runs once.
+    public func run() {
+        precondition(!hasShutDown, "an EpollReactor runs only once")
+        handle.owner.store(UInt(pthread_self()), ordering: .releasing)
+        isRunning = true
+        while !readyToExit {
+            iterate(maxWaitNanos: nil)
+        }
+        isRunning = false
+        shutDown()
+    }
+
+    /// Runs one iteration (thread calls, due timers, then I/O), waiting at most `timeout` for I/O.
+    /// For tests and embedding; ``run()`` is the normal entry.
+    public func runOnce(timeout: Duration = .zero) {
+        handle.owner.store(UInt(pthread_self()), ordering: .releasing)
+        iterate(maxWaitNanos: timeout.clampedNanoseconds)
+    }
+
+    /// Asks the loop to stop: the shutdown triggers run, and once their Deferreds have fired
+    /// ``run()`` closes everything and returns. Calling it again does nothing.
+    public func stop() {
+        stopRequested = true
+    }
+
+    /// Adds a function to run when the reactor stops, before anything is closed (Twisted's
+    /// "before shutdown" trigger). The loop keeps running until every returned Deferred fired;
+    /// failures are logged and do not prevent the stop.
+    public func addShutdownTrigger(_ trigger: @escaping () -> Deferred<Void>) {
+        shutdownTriggers.append(trigger)
+    }
+
+    func startShutdownTriggers() {
+        triggersStarted = true
+        let triggers = shutdownTriggers
+        shutdownTriggers = []
+        let ds = triggers.map { t in maybeDeferred { t() } }
+        let logger = self.logger
+        deferredList(ds, consumeErrors: true).addCallback { [weak self] result in
+            for case .failure(let e) in result.results ?? [] {
+                logger?.error("shutdown trigger failed: \(e)")
+            }
+            self?.readyToExit = true
+            return result
+        }
+    }
+
+    func iterate(maxWaitNanos: Int64?) {
+        runThreadCalls()
+        if handle.stopRequested.exchange(false, ordering: .acquiringAndReleasing) { stopRequested = true }
+        if stopRequested && !triggersStarted { startShutdownTriggers() }
+        runDueTimers()
+        flushDirty()
+
+        var timeoutMs: Int32 = -1
+        if readyToExit {
+            timeoutMs = 0
+        } else {
+            var waitNanos: Int64? = maxWaitNanos
+            if let deadline = nextDeadline() {
+                let untilDue = max(0, deadline - monotonicNanos())
+                waitNanos = min(waitNanos ?? Int64.max, untilDue)
+            }
+            if let w = waitNanos {
+                // Round up so a timer is never woken for before its deadline.
+                timeoutMs = Int32(clamping: (w + 999_999) / 1_000_000)
+            }
+        }
+        var n: Int32
+        repeat {
+            n = cxf_epoll_wait(epfd, eventBytes, Int32(configuration.eventBatchSize), timeoutMs)
+        } while n < 0 && lastErrno() == EINTR
+        if n < 0 {
+            logger?.critical("epoll_wait failed: errno \(lastErrno())")
+            return
+        }
+        for i in 0..<Int(n) {
+            let token = cxf_epoll_event_token(eventBytes, Int32(i))
+            let events = cxf_epoll_event_events(eventBytes, Int32(i))
+            let index = Int(UInt32(truncatingIfNeeded: token))
+            guard index < handlers.count, let h = handlers[index], h.token == token else { continue }
+            h.handleEvent(events)
+        }
+        flushDirty()
+    }
+
+    /// Flushes connections with pending output and reports closes, outside any protocol call.
+    func flushDirty() {
+        var i = 0
+        while i < dirty.count {
+            let c = dirty[i]
+            i += 1
+            c.queued = false
+            c.service()
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    func shutDown() {
+        hasShutDown = true
+        let live = handlers.compactMap { $0 }
+        for h in live where !(h is WakerHandler) { h.reactorShutdown() }
+        flushDirty()
+        timers.removeAll()
+        staleTimerEntries = 0
+        pool?.stop()
+        pool = nil
+        handle.queue.withLock { $0.removeAll() }
+    }
+
+    // MARK: Signals
+
+    /// Blocks `signals` for the calling thread with `pthread_sigmask`, so they stay pending for
+    /// a signalfd. Call it first thing in `main`, before any other thread exists: threads
+    /// inherit the mask.
+    ///
+    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    public static func blockSignals(_ signals: [Int32]) throws {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
+        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+    }
+
+    /// Unblocks `signals` for the calling thread (children spawned later get the default).
+    ///
+    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    public static func unblockSignals(_ signals: [Int32]) throws {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        let rc = pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+    }
+
+    /// Delivers `signals` to `handler` on the reactor thread, read from a signalfd.
+    ///
+    /// The signals must already be blocked (see ``blockSignals(_:)``) in every thread, or the
+    /// default action may run instead.
+    ///
+    /// - Throws: ``SyscallError`` if the signalfd cannot be created.
+    public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        let fd = cxf_signalfd(&set)
+        guard fd >= 0 else { throw SyscallError(call: "signalfd", errno: lastErrno()) }
+        register(SignalHandler(fd: fd, reactor: self, handler: handler), events: CXF_EPOLLIN)
+    }
+
+    // MARK: Thread pool
+
+    /// Runs `work` on a pool thread (max(2, cores) threads unless configured, started lazily).
+    ///
+    /// - Returns: a Deferred fired on the reactor thread with `work`'s value or thrown error.
+    ///   Work still queued when the reactor shuts down never runs and its Deferred never fires.
+    public func deferToThread<Value: Sendable>(
+        _ work: @escaping @Sendable () throws -> Value
+    ) -> Deferred<Value> {
+        let d = Deferred<Value>()
+        let pool = workerPool()
+        // The Deferred must only be touched, and released, on the reactor thread. The pool work
+        // carries it as an opaque +1 reference, which only the reactor-thread call takes back.
+        let bits = UInt(bitPattern: Unmanaged.passRetained(DeferredHolder(d)).toOpaque())
+        let handle = self.handle
+        let accepted = pool.submit {
+            let outcome = Result { try work() }
+            handle.callFromThread {
+                let holder = Unmanaged<DeferredHolder<Value>>
+                    .fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeRetainedValue()
+                try? holder.deferred.fire(outcome)
+            }
+        }
+        if !accepted {
+            Unmanaged<DeferredHolder<Value>>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
+            try? d.errback(SyscallError(call: "pthread_create", errno: EAGAIN))
+        }
+        return d
+    }
+
+    func workerPool() -> WorkerPool {
+        if let pool { return pool }
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let p = WorkerPool(maxThreads: configuration.threadPoolSize ?? max(2, cores))
+        pool = p
+        return p
+    }
+}
+
+/// Keeps a Deferred alive while pool work runs (see ``EpollReactor/deferToThread(_:)``).
+final class DeferredHolder<Value> {
+    let deferred: Deferred<Value>
+    init(_ d: Deferred<Value>) { deferred = d }
+}
+
+/// Wakes the loop for ``EpollThreading/callFromThread(_:)``: the calls themselves run at the
+/// start of every iteration.
+final class WakerHandler: IOHandler {
+    let threading: EpollThreading
+    init(threading: EpollThreading) {
+        self.threading = threading
+        super.init(fd: threading.eventFD)
+    }
+    override func handleEvent(_ events: UInt32) { threading.drain() }
+    override func reactorDeinit() {}
+}
+
+/// Reads a signalfd and hands each signal number to its handler.
+final class SignalHandler: IOHandler {
+    unowned let reactor: EpollReactor
+    let handler: (Int32) -> Void
+
+    init(fd: Int32, reactor: EpollReactor, handler: @escaping (Int32) -> Void) {
+        self.reactor = reactor
+        self.handler = handler
+        super.init(fd: fd)
+    }
+
+    override func handleEvent(_ events: UInt32) {
+        let size = cxf_signalfd_siginfo_size()
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: size * 8, alignment: 8)
+        defer { buf.deallocate() }
+        while true {
+            let n = Glibc.read(fd, buf, size * 8)
+            if n < 0 {
+                if lastErrno() == EINTR { continue }
+                return
+            }
+            if n == 0 { return }
+            var offset = 0
+            while offset + size <= n {
+                handler(Int32(cxf_signalfd_siginfo_signo(buf + offset)))
+                offset += size
+            }
+        }
+    }
+
+    override func reactorShutdown() {
+        reactor.unregister(self)
+        closeFD(fd)
+    }
+}

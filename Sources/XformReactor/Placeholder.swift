@@ -1,1 +1,0 @@
-// XformReactor: placeholder until the module lands.

@@ -1,0 +1,300 @@
+import CXformShims
+import Glibc
+import XformCore
+
+/// A listening TCP socket: accepts with `accept4` until `EAGAIN` (bounded per readiness event)
+/// and hands each connection to its factory's protocol.
+final class TCPPort: IOHandler, ListeningPort {
+    unowned let reactor: EpollReactor
+    let factory: any ServerFactory
+    let address: SocketAddress
+    var listening = true
+    var acceptPaused = false
+
+    init(fd: Int32, reactor: EpollReactor, factory: any ServerFactory, address: SocketAddress) {
+        self.reactor = reactor
+        self.factory = factory
+        self.address = address
+        super.init(fd: fd)
+    }
+
+    override func handleEvent(_ events: UInt32) {
+        var accepted = 0
+        while listening && accepted < reactor.configuration.maxAcceptsPerEvent {
+            var raw = RawAddress()
+            let cfd = withUnsafeMutablePointer(to: &raw.storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { cxf_accept4(fd, $0, &raw.length) }
+            }
+            if cfd < 0 {
+                let e = lastErrno()
+                switch e {
+                case EINTR, ECONNABORTED, EPROTO:
+                    continue
+                case EAGAIN, EWOULDBLOCK:
+                    return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Level-triggered epoll would report the pending connection again at once:
+                    // stop watching for a moment instead of spinning.
+                    reactor.logger?.error("accept4 on \(address) failed: errno \(e); pausing accepts for 100 ms")
+                    pauseAccepting()
+                    return
+                default:
+                    reactor.logger?.error("accept4 on \(address) failed: errno \(e)")
+                    return
+                }
+            }
+            accepted += 1
+            setNoDelay(cfd)
+            let peer = raw.socketAddress
+            guard let proto = factory.buildProtocol(peer: peer) else {
+                closeFD(cfd)
+                continue
+            }
+            TCPConnection(fd: cfd, reactor: reactor, peer: peer).start(proto)
+        }
+    }
+
+    func pauseAccepting() {
+        guard !acceptPaused else { return }
+        acceptPaused = true
+        reactor.modify(self, events: 0)
+        reactor.callLater(.milliseconds(100)) { [weak self] in
+            guard let self, self.listening else { return }
+            self.acceptPaused = false
+            self.reactor.modify(self, events: CXF_EPOLLIN)
+        }
+    }
+
+    func stopListening() -> Deferred<Void> {
+        if listening {
+            listening = false
+            reactor.unregister(self)
+            closeFD(fd)
+            reactor.portStopped(factory)
+        }
+        return succeed(())
+    }
+
+    override func reactorShutdown() { _ = stopListening() }
+
+    override func reactorDeinit() {
+        guard listening else { return }
+        listening = false
+        closeFD(fd)
+    }
+}
+
+/// An outgoing connection attempt: a non-blocking `connect`, a timeout, then a ``TCPConnection``.
+final class TCPConnector: IOHandler, Connector {
+    enum State {
+        case connecting
+        case connected(TCPConnection)
+        case finished
+    }
+
+    unowned let reactor: EpollReactor
+    let factory: any ClientFactory
+    var addresses: [RawAddress]
+    var nextAddress = 0
+    var state = State.connecting
+    var timer: (any DelayedCall)?
+    var current: RawAddress?
+
+    init(reactor: EpollReactor, factory: any ClientFactory, addresses: [RawAddress]) {
+        self.reactor = reactor
+        self.factory = factory
+        self.addresses = addresses
+        super.init(fd: -1)
+    }
+
+    /// Starts connecting to the next address; reports failure when none is left.
+    func attempt(lastError: ConnectError?) {
+        while nextAddress < addresses.count {
+            let a = addresses[nextAddress]
+            nextAddress += 1
+            let sfd = cxf_socket_nonblocking(a.family, CXF_SOCK_STREAM)
+            if sfd < 0 {
+                failLater(.failed(errno: lastErrno()))
+                return
+            }
+            setNoDelay(sfd)
+            var rc: Int32
+            repeat {
+                rc = a.withSockaddr { Glibc.connect(sfd, $0, $1) }
+            } while rc < 0 && lastErrno() == EINTR
+            let e = rc < 0 ? lastErrno() : 0
+            if rc == 0 || e == EINPROGRESS {
+                fd = sfd
+                current = a
+                reactor.register(self, events: CXF_EPOLLOUT)
+                return
+            }
+            closeFD(sfd)
+            if nextAddress >= addresses.count {
+                failLater(Self.connectError(e))
+                return
+            }
+        }
+        failLater(lastError ?? .failed(errno: 0))
+    }
+
+    static func connectError(_ e: Int32) -> ConnectError {
+        switch e {
+        case ECONNREFUSED: return .refused
+        case ETIMEDOUT: return .timedOut
+        default: return .failed(errno: e)
+        }
+    }
+
+    /// Reports a failure from the next iteration, never inside `connectTCP` itself.
+    func failLater(_ reason: ConnectError) {
+        reactor.callLater(.zero) { [self] in fail(reason) }
+    }
+
+    override func handleEvent(_ events: UInt32) {
+        guard case .connecting = state else { return }
+        let err = socketError(fd)
+        reactor.unregister(self)
+        if err != 0 {
+            closeFD(fd)
+            fd = -1
+            if nextAddress < addresses.count {
+                attempt(lastError: Self.connectError(err))
+            } else {
+                fail(Self.connectError(err))
+            }
+            return
+        }
+        timer?.cancel()
+        timer = nil
+        let peer = (RawAddress.remote(of: fd) ?? current ?? RawAddress()).socketAddress
+        let connection = TCPConnection(fd: fd, reactor: reactor, peer: peer)
+        state = .connected(connection)
+        connection.onLost = { [self] reason in
+            state = .finished
+            factory.clientConnectionLost(self, reason: reason)
+        }
+        connection.start(factory.buildProtocol(peer: peer))
+    }
+
+    func fail(_ reason: ConnectError) {
+        guard case .connecting = state else { return }
+        state = .finished
+        timer?.cancel()
+        timer = nil
+        if fd >= 0 {
+            reactor.unregister(self)
+            closeFD(fd)
+            fd = -1
+        }
+        factory.clientConnectionFailed(self, reason: reason)
+    }
+
+    /// Abandons a pending attempt (`.cancelled`) or closes the connection it made.
+    func disconnect() {
+        switch state {
+        case .connecting: fail(.cancelled)
+        case .connected(let c): c.loseConnection()
+        case .finished: break
+        }
+    }
+
+    override func reactorShutdown() { fail(.cancelled) }
+
+    override func reactorDeinit() {
+        if fd >= 0 { closeFD(fd) }
+        state = .finished
+    }
+}
+
+extension EpollReactor {
+    /// Listens on `interface:port` with `SO_REUSEADDR` (port 0 picks a free port, shown in the
+    /// port's `address`). `interface` is an IPv4 or IPv6 literal, or a resolvable name.
+    ///
+    /// - Throws: ``SyscallError`` from `socket`, `bind` or `listen` (`EADDRINUSE`, `EACCES`...),
+    ///   or with call `getaddrinfo` and `EADDRNOTAVAIL` when the interface does not resolve.
+    public func listenTCP(
+        port: Int, factory: any ServerFactory, interface: String = "0.0.0.0", backlog: Int = 511
+    ) throws -> any ListeningPort {
+        guard let address = RawAddress.resolve(host: interface, port: port, passive: true)?.first else {
+            throw SyscallError(call: "getaddrinfo(\(interface))", errno: EADDRNOTAVAIL)
+        }
+        let fd = cxf_socket_nonblocking(address.family, CXF_SOCK_STREAM)
+        guard fd >= 0 else { throw SyscallError(call: "socket", errno: lastErrno()) }
+        setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
+            let e = lastErrno()
+            closeFD(fd)
+            throw SyscallError(call: "bind", errno: e)
+        }
+        if Glibc.listen(fd, Int32(clamping: backlog)) != 0 {
+            let e = lastErrno()
+            closeFD(fd)
+            throw SyscallError(call: "listen", errno: e)
+        }
+        return startPort(fd: fd, factory: factory)
+    }
+
+    /// Adopts a socket that is already bound and listening (systemd socket activation, fd 3...):
+    /// makes it non-blocking and close-on-exec, then accepts on it like ``listenTCP(port:factory:interface:backlog:)``.
+    ///
+    /// - Throws: ``SyscallError`` if the fd is not a socket or cannot be configured.
+    public func adoptListeningSocket(fd: Int32, factory: any ServerFactory) throws -> any ListeningPort {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw SyscallError(call: "fcntl(O_NONBLOCK)", errno: lastErrno())
+        }
+        let fdFlags = fcntl(fd, F_GETFD)
+        guard fdFlags >= 0, fcntl(fd, F_SETFD, fdFlags | FD_CLOEXEC) == 0 else {
+            throw SyscallError(call: "fcntl(FD_CLOEXEC)", errno: lastErrno())
+        }
+        guard RawAddress.local(of: fd) != nil else {
+            throw SyscallError(call: "getsockname", errno: lastErrno())
+        }
+        return startPort(fd: fd, factory: factory)
+    }
+
+    func startPort(fd: Int32, factory: any ServerFactory) -> any ListeningPort {
+        let address = RawAddress.local(of: fd)?.socketAddress ?? SocketAddress(host: "?", port: 0)
+        let port = TCPPort(fd: fd, reactor: self, factory: factory, address: address)
+        let key = ObjectIdentifier(factory)
+        let count = factoryPorts[key, default: 0]
+        factoryPorts[key] = count + 1
+        if count == 0 { factory.startFactory() }
+        register(port, events: CXF_EPOLLIN)
+        return port
+    }
+
+    func portStopped(_ factory: any ServerFactory) {
+        let key = ObjectIdentifier(factory)
+        let count = factoryPorts[key, default: 1] - 1
+        if count <= 0 {
+            factoryPorts[key] = nil
+            factory.stopFactory()
+        } else {
+            factoryPorts[key] = count
+        }
+    }
+
+    /// Starts a non-blocking connect to `host:port` (a literal or a name resolved with
+    /// getaddrinfo, trying each address in turn). The factory hears `clientConnectionFailed`
+    /// with ``ConnectError/refused``, ``ConnectError/timedOut`` (after `timeout`),
+    /// ``ConnectError/unknownHost(_:)`` or ``ConnectError/failed(errno:)``, always from a later
+    /// iteration, never inside this call.
+    ///
+    /// - Returns: the attempt, to cancel or disconnect it.
+    @discardableResult
+    public func connectTCP(
+        host: String, port: Int, factory: any ClientFactory, timeout: Duration = .seconds(30)
+    ) -> any Connector {
+        guard let addresses = RawAddress.resolve(host: host, port: port, passive: false) else {
+            let c = TCPConnector(reactor: self, factory: factory, addresses: [])
+            c.failLater(.unknownHost(host))
+            return c
+        }
+        let c = TCPConnector(reactor: self, factory: factory, addresses: addresses)
+        c.timer = callLater(timeout) { [weak c] in c?.fail(.timedOut) }
+        c.attempt(lastError: nil)
+        return c
+    }
+}
