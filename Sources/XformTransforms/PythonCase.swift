@@ -15,6 +15,11 @@ public enum PythonCase {
     /// Python's `str.lower()`.
     public static func lower(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.lowercase) }
+        return lowerScalars(text)
+    }
+
+    /// `lower` code point by code point, without the ASCII shortcut (the tests' reference).
+    static func lowerScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
         var out = String.UnicodeScalarView()
         out.reserveCapacity(text.utf8.count)
@@ -31,6 +36,11 @@ public enum PythonCase {
     /// Python's `str.upper()`: the full uppercase mapping of each code point (`ß` becomes `SS`).
     public static func upper(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.uppercase) }
+        return upperScalars(text)
+    }
+
+    /// `upper` code point by code point, without the ASCII shortcut (the tests' reference).
+    static func upperScalars(_ text: String) -> String {
         var out = String.UnicodeScalarView()
         out.reserveCapacity(text.utf8.count)
         for c in text.unicodeScalars {
@@ -50,6 +60,11 @@ public enum PythonCase {
     /// point itself, so `they're` becomes `They'Re`, as in Python.
     public static func title(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.title) }
+        return titleScalars(text)
+    }
+
+    /// `title` code point by code point, without the ASCII shortcut (the tests' reference).
+    static func titleScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
         var out = String.UnicodeScalarView()
         out.reserveCapacity(text.utf8.count)
