@@ -1,1 +1,0 @@
-// XformDaemon: placeholder until the module lands.
