@@ -1,3 +1,0 @@
-import Testing
-
-@Test("The XformFramingTests target builds") func placeholder_XformFramingTests() { #expect(Bool(true)) }
