@@ -40,12 +40,13 @@ let package = Package(
         // Daemon support: command line, pidfile, log files, systemd, privileges.
         .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
 
-        .executableTarget(
-            name: "transform-server",
-            dependencies: ["XformServer", "XformReactor", "XformDaemon", "XformTransforms"]),
-        .executableTarget(
-            name: "xform",
-            dependencies: ["XformClient", "XformReactor", "XformDaemon"]),
+        // The two commands' logic (options, help, wiring), so executables stay thin and testable.
+        .target(
+            name: "XformCommands",
+            dependencies: ["XformServer", "XformClient", "XformReactor", "XformDaemon", "XformTransforms"]),
+
+        .executableTarget(name: "transform-server", dependencies: ["XformCommands"], exclude: ["systemd"]),
+        .executableTarget(name: "xform", dependencies: ["XformCommands"]),
         .executableTarget(
             name: "xform-bench",
             dependencies: ["XformCore", "XformReactor", "XformTransforms"]),
@@ -62,5 +63,6 @@ let package = Package(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
+        .testTarget(name: "XformCommandsTests", dependencies: ["XformCommands", "XformTesting"]),
     ]
 )

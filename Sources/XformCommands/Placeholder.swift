@@ -1,0 +1,1 @@
+// XformCommands: placeholder until the commands land.

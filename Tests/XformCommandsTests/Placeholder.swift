@@ -1,0 +1,3 @@
+import Testing
+
+@Test("The XformCommands target builds") func placeholder_commands() { #expect(Bool(true)) }
