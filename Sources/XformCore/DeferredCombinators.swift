@@ -28,6 +28,12 @@ public func maybeDeferred<Value>(
     do { return try body() } catch { return fail(error, file: file, line: line) }
 }
 
+/// A weak reference to a Deferred.
+struct WeakDeferred<Value> {
+    weak var deferred: Deferred<Value>?
+    init(_ d: Deferred<Value>) { deferred = d }
+}
+
 /// The result of ``deferredList(_:fireOnOneCallback:fireOnOneErrback:consumeErrors:)``.
 public enum DeferredListResult<Value> {
     /// Every member fired: their results in input order.
@@ -73,21 +79,26 @@ public func deferredList<Value>(
     _ members: [Deferred<Value>], fireOnOneCallback: Bool = false, fireOnOneErrback: Bool = false,
     consumeErrors: Bool = false, file: StaticString = #fileID, line: UInt = #line
 ) -> Deferred<DeferredListResult<Value>> {
+    // The members' observers keep the list alive (as Twisted's bound callbacks do): a caller may
+    // keep only a Deferred derived from it (`gatherResults` does). The canceller holds the members
+    // weakly, so an unfired member does not keep itself alive through the list.
+    let weakMembers = members.map { WeakDeferred($0) }
     let list = Deferred<DeferredListResult<Value>>(
         canceller: { _ in
-            for m in members where !m.called { m.cancel() }
+            for m in weakMembers { if let d = m.deferred, !d.called { d.cancel() } }
         }, file: file, line: line)
     var results = [Result<Value, any Error>?](repeating: nil, count: members.count)
     var finished = 0
+    let total = members.count  // not `members`: an observer capturing its own member is a cycle
     if members.isEmpty, !fireOnOneCallback {
         try? list.callback(.all([]))
         return list
     }
     for (index, member) in members.enumerated() {
-        member.observe(consume: consumeErrors) { [weak list] outcome in
+        member.observe(consume: consumeErrors) { outcome in
             results[index] = outcome
             finished += 1
-            guard let list, !list.called else { return }
+            guard !list.called else { return }
             switch outcome {
             case .success(let v) where fireOnOneCallback:
                 try? list.callback(.first(v, index: index))
@@ -97,7 +108,7 @@ public func deferredList<Value>(
                 return
             default: break
             }
-            if finished == members.count {
+            if finished == total {
                 try? list.callback(.all(results.map { $0! }))
             }
         }
@@ -133,25 +144,31 @@ public struct AllFailedError: Error, CustomStringConvertible {
 public func firstSuccess<Value>(
     _ members: [Deferred<Value>], file: StaticString = #fileID, line: UInt = #line
 ) -> Deferred<(index: Int, value: Value)> {
+    // As in deferredList: members keep the winner alive, the canceller holds members weakly.
+    let weakMembers = members.map { WeakDeferred($0) }
     let winner = Deferred<(index: Int, value: Value)>(
-        canceller: { _ in for m in members where !m.called { m.cancel() } }, file: file, line: line)
+        canceller: { _ in for m in weakMembers { if let d = m.deferred, !d.called { d.cancel() } } },
+        file: file, line: line)
     var failures = [(any Error)?](repeating: nil, count: members.count)
     var failed = 0
+    let total = members.count  // not `members`: an observer capturing its own member is a cycle
     if members.isEmpty {
         try? winner.errback(AllFailedError(failures: []))
         return winner
     }
     for (index, member) in members.enumerated() {
-        member.observe(consume: true) { [weak winner] outcome in
-            guard let winner, !winner.called else { return }
+        member.observe(consume: true) { outcome in
+            guard !winner.called else { return }
             switch outcome {
             case .success(let v):
                 try? winner.callback((index, v))
-                for (i, other) in members.enumerated() where i != index && !other.called { other.cancel() }
+                for (i, other) in weakMembers.enumerated() where i != index {
+                    if let d = other.deferred, !d.called { d.cancel() }
+                }
             case .failure(let e):
                 failures[index] = e
                 failed += 1
-                if failed == members.count { try? winner.errback(AllFailedError(failures: failures.map { $0! })) }
+                if failed == total { try? winner.errback(AllFailedError(failures: failures.map { $0! })) }
             }
         }
     }

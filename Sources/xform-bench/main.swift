@@ -1,1 +1,8 @@
-print("not yet")
+// xform-bench: micro-benchmarks. `xform-bench deferred` measures Deferred chain costs.
+let args = CommandLine.arguments.dropFirst()
+switch args.first {
+case "deferred":
+    runDeferredBench()
+default:
+    print("usage: xform-bench deferred")
+}

@@ -299,8 +299,10 @@ struct DeferredCombinatorTests {
         l.cancel()
         #expect(failureResult(of: b, as: CancelledError.self) != nil)
         #expect(successResult(of: a) == 1)
-        #expect(l.called)
-        _ = failureResult(of: l)
+        // As in Twisted, the list then fires with its members' results.
+        let results = try #require(successResult(of: l)?.results)
+        #expect(results.count == 2)
+        if case .failure(let e) = results[1] { #expect(e is CancelledError) } else { Issue.record("expected failure") }
     }
 
     @Test("gatherResults gives values in order, or the first failure")
@@ -445,6 +447,42 @@ struct DeferredBugFixTests {
         #expect(successResult(of: d) == 2)
         let f = succeed(1).flatMap { _ in fail(Boom(n: 3), as: Int.self) }
         #expect(failureResult(of: f, as: Boom.self) == Boom(n: 3))
+    }
+
+    @Test("A deferredList kept only through a derived Deferred still fires (was: list deallocated, never fired)")
+    func derivedListFires() throws {
+        let a = Deferred<Int>(), b = Deferred<Int>()
+        let count = deferredList([a, b]).map { $0.results?.count ?? -1 }
+        let gathered = gatherResults([a, b])
+        let c = Deferred<Int>(), e = Deferred<Int>()
+        let winner = firstSuccess([c, e]).map { $0.value }
+        try b.callback(2)
+        try a.callback(1)
+        try e.callback(2)
+        #expect(successResult(of: count) == 2)
+        #expect(successResult(of: gathered) == [1, 2])
+        #expect(successResult(of: winner) == 2)
+    }
+
+    @Test("An unfired member does not keep a deferredList alive through its canceller")
+    func noCycleThroughCanceller() {
+        weak var weakList: Deferred<DeferredListResult<Int>>?
+        weak var weakMember: Deferred<Int>?
+        do {
+            let m = Deferred<Int>()
+            weakMember = m
+            weakList = deferredList([m])
+        }
+        #expect(weakMember == nil)
+        #expect(weakList == nil)
+        weak var weakWinner: Deferred<(index: Int, value: Int)>?
+        do {
+            let m = Deferred<Int>()
+            weakMember = m
+            weakWinner = firstSuccess([m])
+        }
+        #expect(weakMember == nil)
+        #expect(weakWinner == nil)
     }
 
     @Test("flatMap onto a Deferred fired later continues when it fires")
