@@ -112,9 +112,11 @@ public protocol ConnectionProtocol: AnyObject {
 
 /// A convenient base class: stores the transport and provides default event handlers.
 open class BaseProtocol: ConnectionProtocol {
-    /// The transport, set by ``makeConnection(_:)``. Weak: the reactor (or a test) owns the
-    /// transport, and the transport owns the protocol.
-    public private(set) weak var transport: (any Transport)?
+    /// The transport, set by ``makeConnection(_:)`` and released by ``connectionLost(reason:)``
+    /// (which breaks the transport <-> protocol cycle; overrides must call `super`). Strong, not
+    /// weak: a weak reference costs an atomic load on every access and puts the transport's
+    /// reference counts on the slow path, on every request.
+    public private(set) var transport: (any Transport)?
     /// True between ``connectionMade()`` and ``connectionLost(reason:)``.
     public private(set) var connected = false
 
@@ -132,6 +134,7 @@ open class BaseProtocol: ConnectionProtocol {
     open func writeBufferDrained() { transport?.resumeReading() }
     open func connectionLost(reason: ConnectionEnd) {
         connected = false
+        transport = nil
     }
 }
 

@@ -19,7 +19,7 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     }
 
     let dispatcher: TransformDispatcher
-    lazy var replies = ReplyPipeline(owner: self, dispatcher: dispatcher)
+    let replies: ReplyPipeline
     var block: Block?
     var idle: IdleTimeout?
     let logger: Logger
@@ -28,7 +28,9 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
         self.logger = dispatcher.logger.with(system: "line,\(peer)")
+        self.replies = ReplyPipeline(dispatcher: dispatcher)
         super.init(maxLineLength: dispatcher.limits.maxLineLength)
+        replies.owner = self
     }
 
     public override func connectionMade() {

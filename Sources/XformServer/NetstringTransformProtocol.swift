@@ -17,19 +17,24 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
 
     let dispatcher: TransformDispatcher
     let scratch = ScratchBuffer()
-    lazy var replies = ReplyPipeline(owner: self, dispatcher: dispatcher)
+    let replies: ReplyPipeline
     /// The client has used the extended form on this connection.
     var extendedSeen = false
     /// An original-form request arrived in the current read: close when its batch is answered.
     var originalInBatch = false
     var idle: IdleTimeout?
     let logger: Logger
+    /// The last transform used and its counters: counting a request costs no hashing.
+    var lastHandle: TransformHandle?
+    var lastCounters: TransformCounters?
 
     /// Creates the protocol for one connection from `peer`.
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
         self.logger = dispatcher.logger.with(system: "netstring,\(peer)")
+        self.replies = ReplyPipeline(dispatcher: dispatcher)
         super.init(maxLength: dispatcher.limits.maxRequestBytes)
+        replies.owner = self
     }
 
     public override func connectionMade() {
@@ -100,12 +105,12 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
             ASCIIBytes.isASCII(text)
         {
             writeFastReply(fast, text, extended: extended)
-            dispatcher.stats.count(transform: handle.name, outcome: "ok")
+            countSuccess(handle)
             return
         }
         switch handle.apply(text, context: dispatcher.context) {
         case .done(let bytes):
-            dispatcher.stats.count(transform: handle.name, outcome: "ok")
+            countSuccess(handle)
             replies.send(Self.frame(bytes, extended: extended))
         case .failed(let error):
             fail(
@@ -117,6 +122,15 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
                 deferred, transform: handle.name, render: { Self.frame($0, extended: extended) },
                 renderError: renderError)
         }
+    }
+
+    @inline(__always)
+    func countSuccess(_ handle: TransformHandle) {
+        if handle !== lastHandle {
+            lastHandle = handle
+            lastCounters = dispatcher.stats.counters(for: handle.name)
+        }
+        lastCounters!.ok &+= 1
     }
 
     func handleQuery(_ query: UnsafeRawBufferPointer) {

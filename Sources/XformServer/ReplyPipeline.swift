@@ -13,7 +13,10 @@ protocol ReplyPipelineOwner: AnyObject {
 /// wait at once (delivery of further requests pauses); the connection closes once everything
 /// owed is sent when asked to (EOF, the original form's lifecycle, shutdown, errors).
 final class ReplyPipeline {
-    unowned let owner: any ReplyPipelineOwner
+    /// The protocol that owns this pipeline (and so outlives it); set right after init.
+    /// `unowned(unsafe)`: no reference counting on the hot path, safe because the owner holds
+    /// the pipeline strongly and the pipeline's callbacks hold the pipeline only weakly.
+    unowned(unsafe) var owner: (any ReplyPipelineOwner)!
     let dispatcher: TransformDispatcher
     private var sequencer = ReplySequencer()
     private var pending: [Int: Deferred<[UInt8]>] = [:]
@@ -24,8 +27,7 @@ final class ReplyPipeline {
     /// Close once every owed reply is sent.
     private(set) var closeWhenDone = false
 
-    init(owner: any ReplyPipelineOwner, dispatcher: TransformDispatcher) {
-        self.owner = owner
+    init(dispatcher: TransformDispatcher) {
         self.dispatcher = dispatcher
     }
 

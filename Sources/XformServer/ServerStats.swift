@@ -5,7 +5,16 @@ import XformCore
 /// counter is an addition, cheap enough for the hot path.
 public final class ServerStats {
     /// Requests per transform name, per outcome code (`ok` or an error code).
-    public private(set) var requests: [String: [String: Int]] = [:]
+    public var requests: [String: [String: Int]] {
+        var out: [String: [String: Int]] = [:]
+        for (name, c) in byTransform {
+            var outcomes = c.failures
+            if c.ok > 0 { outcomes["ok"] = c.ok }
+            if !outcomes.isEmpty { out[name] = outcomes }
+        }
+        return out
+    }
+    var byTransform: [String: TransformCounters] = [:]
     /// Connections open now, per port name.
     public private(set) var openConnections: [String: Int] = [:]
     /// Connections accepted since start, per port name.
@@ -27,7 +36,16 @@ public final class ServerStats {
 
     /// Counts one finished request.
     public func count(transform: String, outcome: String) {
-        requests[transform, default: [:]][outcome, default: 0] += 1
+        let c = counters(for: transform)
+        if outcome == "ok" { c.ok &+= 1 } else { c.failures[outcome, default: 0] += 1 }
+    }
+
+    /// The counters of one transform; protocols keep the last one to count without hashing.
+    func counters(for transform: String) -> TransformCounters {
+        if let c = byTransform[transform] { return c }
+        let c = TransformCounters()
+        byTransform[transform] = c
+        return c
     }
 
     /// Records the latency of one request.
@@ -80,4 +98,10 @@ public final class ServerStats {
         }
         return lines
     }
+}
+
+/// The request counters of one transform.
+final class TransformCounters {
+    var ok = 0
+    var failures: [String: Int] = [:]
 }

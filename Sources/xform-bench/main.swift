@@ -3,6 +3,8 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "deferred":
     runDeferredBench()
+case "serve":
+    runServe(Array(args.dropFirst()))
 default:
     print("usage: xform-bench deferred")
 }
