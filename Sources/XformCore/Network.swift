@@ -116,7 +116,7 @@ open class BaseProtocol: ConnectionProtocol {
     /// (which breaks the transport <-> protocol cycle; overrides must call `super`). Strong, not
     /// weak: a weak reference costs an atomic load on every access and puts the transport's
     /// reference counts on the slow path, on every request.
-    public private(set) var transport: (any Transport)?
+    @exclusivity(unchecked) public private(set) var transport: (any Transport)?
     /// True between ``connectionMade()`` and ``connectionLost(reason:)``.
     public private(set) var connected = false
 

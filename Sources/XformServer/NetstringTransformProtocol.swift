@@ -19,14 +19,14 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     let scratch = ScratchBuffer()
     let replies: ReplyPipeline
     /// The client has used the extended form on this connection.
-    var extendedSeen = false
+    @exclusivity(unchecked) var extendedSeen = false
     /// An original-form request arrived in the current read: close when its batch is answered.
-    var originalInBatch = false
-    var idle: IdleTimeout?
+    @exclusivity(unchecked) var originalInBatch = false
+    @exclusivity(unchecked) var idle: IdleTimeout?
     let logger: Logger
     /// The last transform used and its counters: counting a request costs no hashing.
-    var lastHandle: TransformHandle?
-    var lastCounters: TransformCounters?
+    @exclusivity(unchecked) var lastHandle: TransformHandle?
+    @exclusivity(unchecked) var lastCounters: TransformCounters?
 
     /// Creates the protocol for one connection from `peer`.
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {

@@ -18,14 +18,14 @@ final class ReplyPipeline {
     /// the pipeline strongly and the pipeline's callbacks hold the pipeline only weakly.
     unowned(unsafe) var owner: (any ReplyPipelineOwner)!
     let dispatcher: TransformDispatcher
-    private var sequencer = ReplySequencer()
-    private var pending: [Int: Deferred<[UInt8]>] = [:]
+    @exclusivity(unchecked) private var sequencer = ReplySequencer()
+    @exclusivity(unchecked) private var pending: [Int: Deferred<[UInt8]>] = [:]
     /// Take no more requests.
-    var stopped = false
+    @exclusivity(unchecked) var stopped = false
     /// The connection is gone: late results are dropped.
-    private var lost = false
+    @exclusivity(unchecked) private var lost = false
     /// Close once every owed reply is sent.
-    private(set) var closeWhenDone = false
+    @exclusivity(unchecked) private(set) var closeWhenDone = false
 
     init(dispatcher: TransformDispatcher) {
         self.dispatcher = dispatcher

@@ -72,8 +72,8 @@ struct ReplySequencer {
 
 /// A growable scratch buffer for building replies without per-request allocation.
 final class ScratchBuffer {
-    private(set) var base: UnsafeMutableRawPointer
-    private(set) var capacity: Int
+    @exclusivity(unchecked) private(set) var base: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private(set) var capacity: Int
 
     init(capacity: Int = 256) {
         self.capacity = capacity

@@ -22,8 +22,8 @@ public final class ServerStats {
     /// Connections refused by the connection limit.
     public private(set) var refusedConnections = 0
     /// Bytes received and sent on all connections.
-    public var bytesIn = 0
-    public var bytesOut = 0
+    @exclusivity(unchecked) public var bytesIn = 0
+    @exclusivity(unchecked) public var bytesOut = 0
     /// Latency histogram of asynchronous requests: bucket i counts latencies below 2^i µs.
     public private(set) var latencyBuckets = [Int](repeating: 0, count: 32)
     let started: Duration
@@ -102,6 +102,6 @@ public final class ServerStats {
 
 /// The request counters of one transform.
 final class TransformCounters {
-    var ok = 0
+    @exclusivity(unchecked) var ok = 0
     var failures: [String: Int] = [:]
 }
