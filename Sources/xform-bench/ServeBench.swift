@@ -27,6 +27,9 @@ func runServe(_ args: [String]) {
         print("serving netstring on 127.0.0.1:\(server.netstringServer.port!.address.port)")
         fflush(nil)  // flushes every stream; `stdout` itself is a mutable global Swift 6 rejects
         reactor.run()
+        let served = dispatcher.stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        print("served \(served) requests")
+        fflush(nil)
     } catch {
         print("xform-bench serve: \(error)")
         exit(1)
