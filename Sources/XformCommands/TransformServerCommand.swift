@@ -160,7 +160,9 @@ final class TransformServerRunner {
                     logger.warning("cannot notify systemd: \(error)")
                 }
             },
-            stopReactor: { reactor.stop() },
+            // requestStop() also wakes epoll_wait: a stop asked from a timer callback (the drain
+            // finishing when a slow reply is sent) must not wait for the next I/O event.
+            stopReactor: { [handle = reactor.threadingHandle] in handle.requestStop() },
             forceExit: { [weak self] status in
                 self?.removePIDFile()
                 _exit(status)
