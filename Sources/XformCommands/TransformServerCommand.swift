@@ -92,7 +92,7 @@ final class TransformServerRunner {
         }
         reactor.run()
         removePIDFile()
-        logger.info(lifecycle.deadlineExpired ? "stopped after the shutdown deadline" : "stopped")
+        logger.notice(lifecycle.deadlineExpired ? "stopped after the shutdown deadline" : "stopped")
         _ = server
         return ExitStatus.success.rawValue
     }
@@ -129,7 +129,7 @@ final class TransformServerRunner {
         // 4. The log.
         let handler = try openLog()
         logger = Logger(system: TransformServerCommand.programName, handler: handler)
-        logger.info("\(TransformServerCommand.version) starting (pid \(getpid()))")
+        logger.notice("\(TransformServerCommand.version) starting (pid \(getpid()))")
 
         // 5. The reactor; signals are read from its signalfd (they were blocked in main).
         let reactor: EpollReactor
@@ -186,7 +186,7 @@ final class TransformServerRunner {
 
         let addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
         for (name, port) in addresses {
-            logger.info("listening for \(name) requests on \(port.map { "\($0.address)" } ?? "?")")
+            logger.notice("listening for \(name) requests on \(port.map { "\($0.address)" } ?? "?")")
         }
         let status = addresses.map { "\($0.0)=\($0.1.map { "\($0.address)" } ?? "?")" }.joined(separator: " ")
         do throws(SystemError) {

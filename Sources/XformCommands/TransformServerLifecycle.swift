@@ -117,7 +117,7 @@ final class TransformServerLifecycle {
     private func beginStop(_ signal: Int32) {
         state = .stopping
         let deadlineText = shutdownTimeout.map { "up to \(Self.format($0))" } ?? "without a deadline"
-        logger.info("received \(Self.name(of: signal)); stopping gracefully (waiting \(deadlineText))")
+        logger.notice("received \(Self.name(of: signal)); stopping gracefully (waiting \(deadlineText))")
         notifyStopping()
         if let shutdownTimeout {
             deadline = clock.callLater(shutdownTimeout) { [weak self] in self?.expire() }

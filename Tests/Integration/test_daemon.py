@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -135,6 +136,9 @@ def test_daemon_launcher_returns_0_once_serving_with_pidfile_and_log(tmp_path, d
     assert os.getsid(pid) == pid
     assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
 
+    # twistd's daemon umask (0077) applies to the files the daemon creates.
+    assert stat.S_IMODE(os.stat(tmp_path / "transform-server.log").st_mode) == 0o600
+
     stop_daemon(pid)
     assert not pidfile.exists()
     assert read(tmp_path / "transform-server.log").rstrip().endswith("stopped")
@@ -224,6 +228,63 @@ def test_relative_pidfile_and_logfile_are_resolved_before_chdir(tmp_path):
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait(10)
+
+
+# --- options and log formats -------------------------------------------------------------------
+
+def test_limits_from_the_command_line_reach_the_server(start_server):
+    s = start_server("--netstring-port", "0", "--line-port", "0", "--max-request-bytes", "10")
+    with xform_client.NetstringClient(port=s.netstring_port) as c:
+        assert c.xform("upper", "abc") == "ABC"
+        with pytest.raises(xform_client.TransformError) as e:
+            c.xform("upper", "abcdefghijk")
+        assert e.value.code == "too_large"
+    assert s.stop() == 0
+
+
+def test_config_file_options_apply_and_the_command_line_wins(tmp_path, start_server):
+    conf = tmp_path / "server.conf"
+    conf.write_text("# test\nnetstring-port = 1\nline-port = 0\nmax-request-bytes = 10\nlog-level = debug\n")
+    s = start_server("--config", str(conf), "--netstring-port", "0")
+    assert s.netstring_port != 1
+    with xform_client.NetstringClient(port=s.netstring_port) as c:
+        assert c.xform("upper", "abc") == "ABC"  # extended form seen: errors are replied, not just closed
+        with pytest.raises(xform_client.TransformError) as e:
+            c.xform("upper", "abcdefghijk")
+        assert e.value.code == "too_large"
+    assert s.stop() == 0
+
+
+def test_log_level_notice_still_shows_the_listening_lines(start_server):
+    s = start_server("--netstring-port", "0", "--line-port", "0", "--log-level", "notice")
+    assert " notice: listening for netstring requests on 127.0.0.1:" in s.output()
+    assert s.stop() == 0
+
+
+def test_journal_format_prefixes_syslog_priorities(start_server):
+    s = start_server("--netstring-port", "0", "--line-port", "0", "--log-format", "journal")
+    assert f"<5>[transform-server] listening for netstring requests on 127.0.0.1:{s.netstring_port}" in s.output()
+    assert s.stop() == 0
+    assert all(line.startswith("<") for line in s.lines), s.output()
+
+
+def test_journal_format_is_detected_when_stderr_is_the_journal_stream():
+    r, w = os.pipe()
+    st = os.fstat(w)
+    proc = subprocess.Popen([SERVER, "--netstring-port", "0", "--line-port", "0"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=w,
+                            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as f:
+            first = f.readline()
+            assert first.startswith(b"<5>[transform-server] transform-server "), first
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 # --- log files ---------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ struct TransformServerLifecycleTests {
         #expect(rig.lifecycle.state == .stopped)
         #expect(!rig.lifecycle.deadlineExpired)
         #expect(rig.clock.pendingCalls.isEmpty)
-        #expect(rig.log.contains("received SIGTERM; stopping gracefully (waiting up to 15s)", level: .info))
+        #expect(rig.log.contains("received SIGTERM; stopping gracefully (waiting up to 15s)", level: .notice))
         #expect(rig.forcedExits.isEmpty)
     }
 
