@@ -4,6 +4,7 @@ signal, the shutdown deadline, harmless signals under load, and SIGUSR2 statisti
 Only 127.0.0.1; every wait and loop is bounded; every process started here is stopped here.
 """
 
+import select
 import signal
 import socket
 import threading
@@ -56,7 +57,10 @@ def test_sigterm_during_100_in_flight_requests_answers_them_all_then_exits_0(tmp
         # slowcummingsify answers 100 ms later: all 100 are in flight when SIGTERM arrives.
         for i, c in enumerate(socks):
             c.sendall(netstring(f"!slowcummingsify.POEM NUMBER {i}".encode()))
+        answered_early, _, _ = select.select(socks, [], [], 0)
         s.signal(signal.SIGTERM)
+        # (Sending takes a few ms, the answers 100 ms: normally none is answered yet.)
+        assert len(answered_early) < len(socks), "every request finished before SIGTERM; nothing was in flight"
         for i, c in enumerate(socks):
             assert read_netstring(c, bufs[i]) == f"+poem number {i}".encode()
         # Then the server closes each drained connection.
