@@ -90,10 +90,10 @@ final class TransformServerRunner {
         } catch {
             return failStartup(error)
         }
-        reactor.run()
+        // The server's services are only referenced from the reactor's handlers: keep them alive.
+        withExtendedLifetime(server) { reactor.run() }
         removePIDFile()
         logger.notice(lifecycle.deadlineExpired ? "stopped after the shutdown deadline" : "stopped")
-        _ = server
         return ExitStatus.success.rawValue
     }
 

@@ -16,7 +16,7 @@ public enum TransformServerLogDestination: Sendable, Equatable {
 /// Everything `transform-server` was asked to do, validated, with every path made absolute.
 ///
 /// Built by ``TransformServerCommand/parseOptions(_:currentDirectory:configFileReader:)`` from the
-/// command line and the `--config` file; consumed by ``TransformServerCommand/run(_:daemonChild:environment:)``.
+/// command line and the `--config` file; consumed by ``TransformServerCommand/main(arguments:)``.
 public struct TransformServerOptions: Sendable, Equatable {
     /// The address both ports listen on.
     public var interface = "127.0.0.1"
