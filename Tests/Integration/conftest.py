@@ -87,9 +87,10 @@ class Server:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30.0):
-        """Sends ``sig`` and returns the exit status (killing the process if it hangs)."""
-        self.signal(sig)
+    def stop(self, sig=None, timeout=30.0):
+        """Sends ``sig`` (SIGTERM by default) and returns the exit status (killing the process if it hangs)."""
+        # (A default of signal.SIGTERM would name the method above, not the module, in the class body.)
+        self.signal(signal.SIGTERM if sig is None else sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

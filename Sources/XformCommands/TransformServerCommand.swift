@@ -1,0 +1,347 @@
+import Glibc
+import XformCore
+import XformDaemon
+import XformReactor
+import XformServer
+import XformTransforms
+
+/// The `transform-server` command: options, daemon start-up in twistd's order, signals, and
+/// a graceful stop.
+///
+/// `main.swift` calls ``prepareProcess()`` first (before any thread exists), then
+/// `exit(TransformServerCommand.main(arguments: CommandLine.arguments))`.
+///
+/// Start-up order: parse and validate (64/66/78) -> with `--daemon`, re-exec in the background
+/// and wait on the status pipe -> umask, rundir -> pidfile (flock; 78 when already running) ->
+/// log -> reactor and signal handling -> the server (`MultiService[transforms, netstring port,
+/// line port]`) -> bind or adopt systemd's sockets (71/77/78) -> drop privileges (77) -> start ->
+/// one `listening for ... requests on HOST:PORT` line per port -> `READY=1` -> status pipe
+/// "ready" -> `reactor.run()`.
+public enum TransformServerCommand {
+    /// The signals the server handles through the reactor's signalfd.
+    public static let handledSignals: [Int32] = SignalMask.handledSignals
+
+    /// Blocks TERM, INT, HUP, USR1 and USR2 and ignores SIGPIPE. Call it first thing in
+    /// `main.swift`, before Dispatch, Foundation or anything else has started a thread: threads
+    /// inherit the mask, so the signals stay pending for the reactor's signalfd.
+    public static func prepareProcess() {
+        SignalMask.blockTerminationSignals()
+        SignalMask.ignoreBrokenPipe()
+    }
+
+    /// Runs the command.
+    ///
+    /// - Parameter arguments: the full command line, program name first.
+    /// - Returns: the exit status (0 after a clean stop). With `--daemon` the launcher never
+    ///   returns: it exits with the daemon's start-up outcome.
+    public static func main(arguments: [String]) -> Int32 {
+        let (child, arguments) = DaemonChild.extract(from: arguments)
+        let environment = ProcessEnvironment.current()
+        let invocation = evaluate(
+            Array(arguments.dropFirst()), environment: environment,
+            currentDirectory: Daemonizer.currentDirectory() ?? "/")
+        switch invocation {
+        case .exit(let status, let out, let err):
+            if !out.isEmpty { writeToStandardOutput(out) }
+            if !err.isEmpty { writeToStandardError(err) }
+            child?.reportFailure(code: status, message: err)
+            return status
+        case .run(let options):
+            if options.daemon, child == nil {
+                Daemonizer.launch(arguments: arguments, program: programName)
+            }
+            return TransformServerRunner(options: options, daemonChild: child, environment: environment).run()
+        }
+    }
+}
+
+/// A start-up failure that names the exit status.
+typealias StartupFailure = DaemonFailure
+
+/// One run of the server process, from the validated options to the exit status.
+///
+/// Confined to the main thread, which becomes the reactor thread.
+final class TransformServerRunner {
+    let options: TransformServerOptions
+    let daemonChild: DaemonChild?
+    let environment: [String: String]
+
+    private var pidFile: PIDFile?
+    private var logFile: LogFile?
+    private var logToFile = false
+    private var logger = Logger(system: TransformServerCommand.programName)
+    private let notifier: SystemdNotify
+
+    init(options: TransformServerOptions, daemonChild: DaemonChild?, environment: [String: String]) {
+        self.options = options
+        self.daemonChild = daemonChild
+        self.environment = environment
+        self.notifier = SystemdNotify(environment: environment)
+    }
+
+    /// Starts, serves until stopped, and returns the exit status.
+    func run() -> Int32 {
+        TransformServerCommand.prepareProcess()
+        let reactor: EpollReactor
+        let server: TransformServer
+        let lifecycle: TransformServerLifecycle
+        do throws(StartupFailure) {
+            (reactor, server, lifecycle) = try start()
+        } catch {
+            return failStartup(error)
+        }
+        // The server's services are only referenced from the reactor's handlers: keep them alive.
+        withExtendedLifetime(server) { reactor.run() }
+        removePIDFile()
+        logger.notice(lifecycle.deadlineExpired ? "stopped after the shutdown deadline" : "stopped")
+        return ExitStatus.success.rawValue
+    }
+
+    // MARK: Start-up
+
+    private func start() throws(StartupFailure) -> (EpollReactor, TransformServer, TransformServerLifecycle) {
+        // 1. umask and working directory (all paths were made absolute while parsing).
+        if let mask = options.umask ?? (options.daemon ? 0o077 : nil) { Daemonizer.setUmask(mask) }
+        if let dir = options.rundir {
+            do throws(SystemError) {
+                try Daemonizer.changeDirectory(dir)
+            } catch {
+                throw StartupFailure(.configuration, "cannot change to the run directory: \(error)")
+            }
+        }
+
+        // 2. Users and groups are resolved before anything is bound (67 for unknown names).
+        let credentials = try resolveCredentials()
+
+        // 3. The pidfile, locked for the life of the process.
+        if let path = options.pidfile {
+            do throws(PIDFileError) {
+                pidFile = try PIDFile(path: path)
+            } catch {
+                if case .alreadyRunning(let pid, let path) = error {
+                    let who = pid.map { "already running (pid \($0))" } ?? "already running"
+                    throw StartupFailure(.configuration, "another transform-server is \(who): pidfile \(path) is locked")
+                }
+                throw StartupFailure(error.exitStatus, error.description)
+            }
+        }
+
+        // 4. The log.
+        let handler = try openLog()
+        logger = Logger(system: TransformServerCommand.programName, handler: handler)
+        logger.notice("\(TransformServerCommand.version) starting (pid \(getpid()))")
+
+        // 5. The reactor; signals are read from its signalfd (they were blocked in main).
+        let reactor: EpollReactor
+        do {
+            reactor = try EpollReactor(logger: Logger(system: "reactor", handler: handler))
+        } catch {
+            throw StartupFailure(.osError, "cannot create the reactor: \(error)")
+        }
+
+        // 6. Sockets from systemd, if any.
+        let inherited = try inheritedSockets()
+
+        // 7. The server: one TransformService behind both ports.
+        let service = TransformService()
+        let dispatcher = TransformDispatcher(
+            service: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
+        let server = TransformServer(
+            dispatcher: dispatcher,
+            bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
+            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor))
+
+        let lifecycle = TransformServerLifecycle(
+            root: server.root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
+            logOutput: logFile, statsReport: { dispatcher.stats.report() },
+            openConnections: { dispatcher.connectionCount },
+            notifyStopping: { [notifier, logger] in
+                do throws(SystemError) { try notifier.stopping() } catch {
+                    logger.warning("cannot notify systemd: \(error)")
+                }
+            },
+            // requestStop() also wakes epoll_wait: a stop asked from a timer callback (the drain
+            // finishing when a slow reply is sent) must not wait for the next I/O event.
+            stopReactor: { [handle = reactor.threadingHandle] in handle.requestStop() },
+            forceExit: { [weak self] status in
+                self?.removePIDFile()
+                _exit(status)
+            })
+        do {
+            try reactor.handleSignals(TransformServerCommand.handledSignals) { lifecycle.handle($0) }
+        } catch {
+            throw StartupFailure(.osError, "cannot handle signals: \(error)")
+        }
+
+        // 8. Bind (privileged), 9. drop privileges, 10. start.
+        do {
+            try server.root.privilegedStartService()
+        } catch let failure as StartupFailure {
+            throw failure
+        } catch {
+            throw StartupFailure(.osError, "cannot start: \(error)")
+        }
+        if let credentials { try drop(to: credentials) }
+        server.root.startService()
+
+        let addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
+        for (name, port) in addresses {
+            logger.notice("listening for \(name) requests on \(port.map { "\($0.address)" } ?? "?")")
+        }
+        let status = addresses.map { "\($0.0)=\($0.1.map { "\($0.address)" } ?? "?")" }.joined(separator: " ")
+        do throws(SystemError) {
+            try notifier.ready(status: "serving \(status)")
+        } catch {
+            logger.warning("cannot notify systemd: \(error)")
+        }
+        daemonChild?.reportReady()
+        return (reactor, server, lifecycle)
+    }
+
+    private func resolveCredentials() throws(StartupFailure) -> Credentials? {
+        let credentials: Credentials?
+        do throws(PrivilegeError) {
+            credentials = try Privileges.resolve(user: options.user, group: options.group)
+        } catch {
+            throw StartupFailure(error.exitStatus, error.description)
+        }
+        guard let credentials else { return nil }
+        if geteuid() != 0 {
+            // Without root the only possible "switch" is to who we already are.
+            if credentials.uid.map({ $0 == getuid() }) ?? true, credentials.gid == getgid() { return nil }
+            throw StartupFailure(
+                .noPermission,
+                "cannot switch to \(describe(credentials)): only root can change user or group (are you root?)")
+        }
+        return credentials
+    }
+
+    private func drop(to credentials: Credentials) throws(StartupFailure) {
+        do throws(PrivilegeError) {
+            try Privileges.drop(to: credentials)
+        } catch {
+            throw StartupFailure(error.exitStatus, error.description)
+        }
+        logger.info("switched to \(describe(credentials))")
+    }
+
+    private func describe(_ c: Credentials) -> String {
+        var parts: [String] = []
+        if let uid = c.uid { parts.append("user \(c.userName ?? options.user ?? "?") (uid \(uid))") }
+        parts.append("gid \(c.gid)")
+        return parts.joined(separator: ", ")
+    }
+
+    private func openLog() throws(StartupFailure) -> DaemonLogHandler {
+        let output: any LogOutput
+        let format: LogFormat
+        switch options.logDestination {
+        case .standardError:
+            output = FileDescriptorOutput(fd: 2)
+            format = options.logFormat ?? LogFormat.detect(environment: environment, standardError: FileIdentity(fd: 2))
+        case .standardOutput:
+            output = FileDescriptorOutput(fd: 1)
+            format = options.logFormat ?? .text
+        case .file(let path):
+            do throws(DaemonFailure) {
+                let file = try LogFile(
+                    path: path, rotateLength: options.logMaxSize, maxRotatedFiles: options.logMaxFiles)
+                logFile = file
+                output = file
+            } catch {
+                throw StartupFailure(error.exitStatus, "\(error.message)")
+            }
+            logToFile = true
+            format = options.logFormat ?? .text
+        }
+        return DaemonLogHandler(format: format, minimumLevel: options.logLevel, output: output)
+    }
+
+    private struct InheritedSockets {
+        var netstring: Int32?
+        var line: Int32?
+    }
+
+    /// Sockets passed by systemd: by name (`netstring`, `line`), else by position.
+    private func inheritedSockets() throws(StartupFailure) -> InheritedSockets {
+        let fds: ListenFDs
+        do throws(SystemError) {
+            fds = try ListenFDs.adopt(environment: environment)
+        } catch {
+            throw StartupFailure(.osError, "cannot use the sockets passed by systemd: \(error)")
+        }
+        if let problem = fds.problem { logger.warning(problem) }
+        guard !fds.isEmpty else { return InheritedSockets() }
+        var result = InheritedSockets()
+        if let names = fds.names, names.contains("netstring") || names.contains("line") {
+            result.netstring = fds.descriptor(named: "netstring")
+            result.line = fds.descriptor(named: "line")
+        } else {
+            result.netstring = fds.descriptors.first
+            result.line = fds.descriptors.count > 1 ? fds.descriptors[1] : nil
+        }
+        let used = [result.netstring, result.line].compactMap { $0 }
+        let unused = fds.descriptors.filter { !used.contains($0) }
+        if !unused.isEmpty { logger.warning("ignoring inherited socket(s) \(unused) with unknown names") }
+        logger.info("socket activation: \(fds.descriptors.count) socket(s) passed by systemd")
+        return result
+    }
+
+    /// Opens one port: adopts the inherited socket if there is one, else listens.
+    private func binder(
+        _ name: String, port: Int, inherited: Int32?, _ reactor: EpollReactor
+    ) -> TransformServer.Binder {
+        let interface = options.interface
+        let address = SocketAddress(host: interface, port: port).description
+        return { factory in
+            do {
+                if let fd = inherited { return try reactor.adoptListeningSocket(fd: fd, factory: factory) }
+                return try reactor.listenTCP(port: port, factory: factory, interface: interface, backlog: 1024)
+            } catch {
+                let place = inherited.map { "inherited socket \($0)" } ?? address
+                throw Self.listenFailure(name, place: place, error: error)
+            }
+        }
+    }
+
+    /// Maps a bind failure to its exit status: 77 for permissions, 78 for an address this host
+    /// does not have, 71 for everything else (address in use...).
+    static func listenFailure(_ name: String, place: String, error: any Error) -> StartupFailure {
+        let status: ExitStatus
+        var hint = ""
+        switch (error as? SyscallError)?.errno {
+        case EACCES?, EPERM?:
+            status = .noPermission
+            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        case EADDRNOTAVAIL?:
+            status = .configuration
+            hint = " (is --interface an address of this host?)"
+        case EADDRINUSE?:
+            status = .osError
+            hint = " (is another server running?)"
+        default:
+            status = .osError
+        }
+        return StartupFailure(status, "cannot listen for \(name) requests on \(place): \(error)\(hint)")
+    }
+
+    // MARK: Failure and exit
+
+    private func failStartup(_ failure: StartupFailure) -> Int32 {
+        if logToFile { logger.error("cannot start: \(failure.message)") }
+        writeToStandardError("\(TransformServerCommand.programName): \(failure.message)\n")
+        daemonChild?.reportFailure(failure.exitStatus, message: failure.message)
+        removePIDFile()
+        return failure.exitStatus.rawValue
+    }
+
+    private func removePIDFile() {
+        guard let pidFile else { return }
+        self.pidFile = nil
+        do throws(PIDFileError) {
+            try pidFile.remove()
+        } catch {
+            logger.warning("\(error)")
+        }
+    }
+}

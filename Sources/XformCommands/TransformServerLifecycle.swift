@@ -1,0 +1,161 @@
+import Glibc
+import XformCore
+import XformDaemon
+
+/// What `transform-server` does with each signal the reactor reads from its signalfd.
+///
+/// - TERM, INT: graceful stop. Tells systemd `STOPPING=1`, stops the root service (both ports
+///   stop listening, then open connections drain: requests in flight finish, idle connections
+///   close, new extended requests are answered `shutting_down`), then stops the reactor. If the
+///   drain outlasts the shutdown timeout, a warning is logged and the reactor is stopped anyway
+///   (its shutdown closes what is left); the exit status stays 0, since the operator chose that
+///   deadline. A second TERM or INT during the stop exits at once with status 128+signal.
+/// - HUP: reopens the log file (logrotate's `create` mode). USR1: rotates it now.
+/// - USR2: logs the statistics report at info, one line per counter.
+/// - Anything else is ignored (logged at debug).
+///
+/// Confined to the reactor thread, like the services it stops. Every effect is injected, so
+/// tests drive it with a manual clock.
+final class TransformServerLifecycle {
+    /// Where the stop stands.
+    enum State: Equatable {
+        /// Serving.
+        case running
+        /// Draining after the first TERM/INT.
+        case stopping
+        /// The reactor was asked to stop.
+        case stopped
+    }
+
+    private(set) var state = State.running
+    /// Set when the shutdown deadline expired before the drain finished.
+    private(set) var deadlineExpired = false
+
+    let root: Service
+    let clock: any ReactorTime
+    let shutdownTimeout: Duration?
+    let logger: Logger
+    let logOutput: (any LogOutput)?
+    let statsReport: () -> [String]
+    let openConnections: () -> Int
+    let notifyStopping: () -> Void
+    let stopReactor: () -> Void
+    let forceExit: (Int32) -> Void
+    private var deadline: (any DelayedCall)?
+
+    /// - Parameters:
+    ///   - root: the service tree to stop.
+    ///   - clock: schedules the shutdown deadline.
+    ///   - shutdownTimeout: the deadline; `nil` waits for ever.
+    ///   - logOutput: the log file to reopen or rotate; `nil` when logging to a stream.
+    ///   - statsReport: the lines USR2 logs.
+    ///   - openConnections: how many connections are still open (for the deadline warning).
+    ///   - notifyStopping: tells systemd the stop began.
+    ///   - stopReactor: ends `reactor.run()` (which then closes everything left).
+    ///   - forceExit: ends the process at once with the given status (second signal).
+    init(
+        root: Service, clock: any ReactorTime, shutdownTimeout: Duration?, logger: Logger,
+        logOutput: (any LogOutput)?, statsReport: @escaping () -> [String], openConnections: @escaping () -> Int,
+        notifyStopping: @escaping () -> Void, stopReactor: @escaping () -> Void, forceExit: @escaping (Int32) -> Void
+    ) {
+        self.root = root
+        self.clock = clock
+        self.shutdownTimeout = shutdownTimeout
+        self.logger = logger
+        self.logOutput = logOutput
+        self.statsReport = statsReport
+        self.openConnections = openConnections
+        self.notifyStopping = notifyStopping
+        self.stopReactor = stopReactor
+        self.forceExit = forceExit
+    }
+
+    /// The conventional name of a signal (`SIGTERM`), or `signal N`.
+    static func name(of signal: Int32) -> String {
+        switch signal {
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        case SIGHUP: return "SIGHUP"
+        case SIGUSR1: return "SIGUSR1"
+        case SIGUSR2: return "SIGUSR2"
+        default: return "signal \(signal)"
+        }
+    }
+
+    /// Acts on one signal (see the type's documentation).
+    func handle(_ signal: Int32) {
+        switch signal {
+        case SIGTERM, SIGINT:
+            if state == .running {
+                beginStop(signal)
+            } else {
+                logger.warning("received \(Self.name(of: signal)) again while stopping; exiting at once")
+                forceExit(128 + signal)
+            }
+        case SIGHUP:
+            if let logOutput {
+                logOutput.reopen()
+                logger.info("received SIGHUP; reopened the log file")
+            } else {
+                logger.info("received SIGHUP; not logging to a file, nothing to reopen")
+            }
+        case SIGUSR1:
+            if let logOutput {
+                logger.info("received SIGUSR1; rotating the log file")
+                logOutput.rotate()
+                logger.info("log file rotated")
+            } else {
+                logger.info("received SIGUSR1; not logging to a file, nothing to rotate")
+            }
+        case SIGUSR2:
+            for line in statsReport() { logger.info("stats: \(line)") }
+        default:
+            logger.debug("ignoring \(Self.name(of: signal))")
+        }
+    }
+
+    private func beginStop(_ signal: Int32) {
+        state = .stopping
+        let deadlineText = shutdownTimeout.map { "up to \(Self.format($0))" } ?? "without a deadline"
+        logger.notice("received \(Self.name(of: signal)); stopping gracefully (waiting \(deadlineText))")
+        notifyStopping()
+        if let shutdownTimeout {
+            deadline = clock.callLater(shutdownTimeout) { [weak self] in self?.expire() }
+        }
+        let root = self.root
+        // addBoth consumes a failure, so nothing is reported as unhandled later.
+        maybeDeferred { root.stopService() }.addBoth { [weak self] outcome in
+            guard let self else { return }
+            if case .failure(let e) = outcome { self.logger.error("error while stopping: \(e)") }
+            self.finish()
+        }
+    }
+
+    private func expire() {
+        guard state == .stopping else { return }
+        deadlineExpired = true
+        logger.warning(
+            "shutdown deadline (\(Self.format(shutdownTimeout ?? .zero))) expired with \(openConnections()) "
+                + "connection(s) still open; closing them")
+        state = .stopped
+        stopReactor()
+    }
+
+    private func finish() {
+        deadline?.cancel()
+        deadline = nil
+        guard state == .stopping else { return }
+        state = .stopped
+        logger.info("all connections closed")
+        stopReactor()
+    }
+
+    /// `15s`, `1.5s`, `250ms`.
+    static func format(_ d: Duration) -> String {
+        let (seconds, attoseconds) = d.components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        if ms < 1000 { return "\(ms)ms" }
+        return "\(Double(ms) / 1000)s"
+    }
+}
