@@ -128,6 +128,27 @@ public struct HelpSection: Sendable, Equatable {
 /// ``CommandLineError``; ``helpText(columns:)`` and ``errorText(for:columns:)`` render what
 /// swift-argument-parser would print; ``parseOrExit(_:environment:)`` does all of it for a
 /// `main.swift`.
+///
+/// A server's `main.swift` then reads:
+///
+///     SignalMask.blockTerminationSignals()          // before any thread exists
+///     SignalMask.ignoreBrokenPipe()
+///     let (child, args) = DaemonChild.extract(from: CommandLine.arguments)
+///     let options = spec.parseOrExit(Array(args.dropFirst()))
+///     if options.flag("daemon"), child == nil {
+///         Daemonizer.launch(arguments: CommandLine.arguments, program: spec.name)  // never returns
+///     }
+///     do {
+///         let port = try options.int("netstring-port", in: 0...65535)!
+///         ...                                        // pidfile, log file, bind, drop privileges
+///         child?.reportReady()
+///     } catch let error as CommandLineError {
+///         child?.reportFailure(error.exitStatus, message: spec.errorText(for: error))
+///         spec.exit(with: error)
+///     } catch {
+///         child?.reportFailure((error as? any ExitStatusError)?.exitStatus ?? .software, message: "\(error)")
+///         exitWithError(error, program: spec.name)
+///     }
 public struct CommandSpec: Sendable {
     /// The command name used in USAGE and error hints (`transform-server`).
     public var name: String

@@ -118,7 +118,7 @@ public enum Daemonizer {
     ) -> Never {
         let outcome: LaunchOutcome
         do {
-            outcome = try spawnAndWait(arguments: arguments, executable: executable)
+            outcome = try spawnAndWait(arguments: arguments, executable: executable).outcome
         } catch {
             outcome = LaunchOutcome(exitCode: ExitStatus.osError.rawValue, message: "cannot start daemon: \(error)")
         }
@@ -129,8 +129,12 @@ public enum Daemonizer {
     /// The spawn-and-wait half of ``launch(arguments:program:executable:)``, returning instead of
     /// exiting.
     ///
+    /// - Returns: the outcome and the child's pid. A child that failed or died has been reaped;
+    ///   a ready one is still running.
     /// - Throws: ``SystemError`` when the pipe or the spawn fails.
-    public static func spawnAndWait(arguments: [String], executable: String) throws(SystemError) -> LaunchOutcome {
+    public static func spawnAndWait(
+        arguments: [String], executable: String
+    ) throws(SystemError) -> (outcome: LaunchOutcome, pid: pid_t) {
         var fds: [Int32] = [-1, -1]
         if cxform_daemon_pipe_cloexec(&fds) != 0 { throw .current("pipe2") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -181,7 +185,7 @@ public enum Daemonizer {
             repeat { waited = waitpid(pid, &raw, 0) } while waited < 0 && errno == EINTR
             if waited == pid { termination = ChildTermination(waitStatus: raw) }
         }
-        return LaunchOutcome(status: status, termination: termination)
+        return (LaunchOutcome(status: status, termination: termination), pid)
     }
 
     /// Sets the file-mode creation mask (twistd uses 0077 when daemonizing).

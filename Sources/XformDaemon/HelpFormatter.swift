@@ -154,7 +154,8 @@ extension CommandSpec {
         return out + blocks.joined(separator: "\n")
     }
 
-    /// What argument-parser prints for `error`: the help or version text for those requests;
+    /// What argument-parser prints for `error`, byte for byte: the help (plus its trailing blank
+    /// line) or version text for those requests;
     /// otherwise `Error: ...`, a `Help:` line where it has one, then `Usage: ...` and
     /// `  See '<name> --help' for more information.` (or the full help when the command line
     /// was empty). Config-file errors are one line: `Error: path:line: message`.
@@ -163,7 +164,8 @@ extension CommandSpec {
         let message: String
         switch error {
         case .helpRequested:
-            return helpText(columns: columns)
+            // argument-parser prints the help and then a newline: the output ends with a blank line.
+            return helpText(columns: columns) + "\n"
         case .versionRequested:
             return (version ?? "Unspecified version") + "\n"
         case .configFile(let path, let line, let text):
@@ -190,7 +192,7 @@ extension CommandSpec {
             if let opt { helpLine = "\(opt.synopsis)  \(opt.help)" }
         case .missingArgument(let name, let noArguments):
             let text = "Error: Missing expected argument '<\(name)>'\n"
-            if noArguments { return text + "\n" + helpText(columns: columns) }
+            if noArguments { return text + "\n" + helpText(columns: columns) + "\n" }
             message = "Missing expected argument '<\(name)>'"
         case .unexpectedArguments(let extra):
             message =

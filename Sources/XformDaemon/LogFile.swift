@@ -125,7 +125,8 @@ public final class LogFile: LogOutput {
             }
             n -= 1
         }
-        if rename(path, "\(path).1") != 0 {
+        // A live file deleted behind our back has nothing to archive: just start a new one.
+        if rename(path, "\(path).1") != 0, errno != ENOENT {
             return "cannot rotate log file: \(SystemError.current("rename \(path)"))"
         }
         switch LogFile.open(path, mode: mode) {

@@ -84,7 +84,7 @@ enum Syscall {
         return nil
     }
 
-    /// Writes all of `text`'s UTF-8 bytes to `fd` (see ``writeAll(_:_:)-(_,UnsafeRawBufferPointer)``).
+    /// Writes all of `text`'s UTF-8 bytes to `fd`, retrying on EINTR and short writes.
     static func writeAll(_ fd: Int32, _ text: String) -> Int32? {
         var text = text
         return text.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
