@@ -127,6 +127,7 @@ private let expectedHelp = """
       JOURNAL_STREAM          Standard error is the journal: log in the journal
                               format.
 
+
     """
 
 @Suite("transform-server command line")
