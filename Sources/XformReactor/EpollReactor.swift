@@ -74,6 +74,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     var stopRequested = false
     var triggersStarted = false
     var readyToExit = false
+    var pendingShutdown: Deferred<DeferredListResult<Void>>?
     var hasShutDown = false
 
     /// True while ``run()`` is looping.
@@ -282,21 +283,37 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         shutdownTriggers = []
         let ds = triggers.map { t in maybeDeferred { t() } }
         let logger = self.logger
-        deferredList(ds, consumeErrors: true).addCallback { [weak self] result in
+        // Held here: the list is not kept alive by its members.
+        let list = deferredList(ds, consumeErrors: true)
+        pendingShutdown = list
+        list.addCallback { [weak self] result in
             for case .failure(let e) in result.results ?? [] {
                 logger?.error("shutdown trigger failed: \(e)")
             }
             self?.readyToExit = true
+            self?.pendingShutdown = nil
             return result
         }
     }
 
+    /// Leaves the loop at the end of this iteration without waiting for the shutdown triggers
+    /// (a second SIGTERM, a watchdog). ``run()`` then closes everything as after ``stop()``.
+    public func stopNow() {
+        stopRequested = true
+        triggersStarted = true
+        readyToExit = true
+    }
+
     func iterate(maxWaitNanos: Int64?) {
         runThreadCalls()
-        if handle.stopRequested.exchange(false, ordering: .acquiringAndReleasing) { stopRequested = true }
-        if stopRequested && !triggersStarted { startShutdownTriggers() }
         runDueTimers()
         flushDirty()
+        // Checked after the calls that may have asked for it, so a stop never waits for I/O.
+        if handle.stopRequested.exchange(false, ordering: .acquiringAndReleasing) { stopRequested = true }
+        if stopRequested && !triggersStarted {
+            startShutdownTriggers()
+            flushDirty()
+        }
 
         var timeoutMs: Int32 = -1
         if readyToExit {
