@@ -1,1 +1,5 @@
-print("not yet")
+if CommandLine.arguments.dropFirst().first == "timers" {
+    runReactorBench()
+} else {
+    print("not yet")
+}

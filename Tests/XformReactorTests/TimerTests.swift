@@ -90,6 +90,46 @@ struct TimerTests {
         #expect(result.value.ordered)
     }
 
+    @Test("Cancelling most pending calls and resetting others loses and reorders none of the rest")
+    func compactionKeepsOrder() async {
+        struct Seen: Sendable {
+            var fired: [Int] = []
+            var ordered = true
+        }
+        let seen = Locked(Seen())
+        let run = await withReactor { reactor in
+            var calls: [any DelayedCall] = []
+            var last: Duration = .zero
+            var expected = Set<Int>()
+            for i in 0..<1000 {
+                calls.append(
+                    reactor.callLater(.microseconds((i * 7919) % 3000)) {
+                        let d = calls[i].deadline
+                        seen.update {
+                            $0.fired.append(i)
+                            if d < last { $0.ordered = false }
+                        }
+                        last = d
+                    })
+            }
+            for i in 0..<1000 {
+                if i % 10 < 7 {
+                    calls[i].cancel()  // 700 stale entries: the heap compacts
+                } else {
+                    expected.insert(i)
+                    if i % 10 == 9 { calls[i].reset(.microseconds(3000 + i)) }
+                }
+            }
+            reactor.callLater(.milliseconds(10)) {
+                #expect(Set(seen.value.fired) == expected)
+                reactor.stop()
+            }
+        }
+        #expect(!run.timedOut)
+        #expect(seen.value.fired.count == 300)
+        #expect(seen.value.ordered)
+    }
+
     @Test("callFromThread from 8 threads x 10,000 calls runs every call on the reactor thread, in order per thread")
     func callFromThreadStress() async {
         struct Tally: Sendable {
