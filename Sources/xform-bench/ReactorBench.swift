@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 import XformCore
 import XformReactor
@@ -6,9 +7,14 @@ import XformReactor
 /// Reactor micro-benchmarks: delayed-call throughput (schedule and fire; schedule and cancel)
 /// and callFromThread throughput. Run with `swift run -c release xform-bench timers`.
 ///
-/// Each figure is the median of several repetitions, each on a fresh reactor.
+/// Each figure is the median of several repetitions, each on a fresh reactor. Wall time is
+/// printed with the process CPU time per operation, which is steadier on a busy machine.
 func runReactorBench(repetitions: Int = 5) {
-    print("reactor benchmarks: median of \(repetitions) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    var load = [Double](repeating: 0, count: 3)
+    _ = getloadavg(&load, 3)
+    print(
+        "reactor benchmarks: median of \(repetitions) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(String(format: "%.2f", load[0]))"
+    )
     report("callLater x 1,000,000 (0..10 ms), schedule", unit: "ns/call", repetitions) { timersFire().schedule }
     report("callLater x 1,000,000 (0..10 ms), schedule + fire all", unit: "ns/call", repetitions) {
         timersFire().total
@@ -20,15 +26,28 @@ func runReactorBench(repetitions: Int = 5) {
 
 private let callCount = 1_000_000
 
+/// CPU time of the whole process, in nanoseconds.
+private func processCPUNanos() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) * 1e9 + Double(ts.tv_nsec)
+}
+
 private func report(_ name: String, unit: String, _ repetitions: Int, _ body: () -> Double) {
     var samples: [Double] = []
-    for _ in 0..<repetitions { samples.append(body()) }
+    var cpu: [Double] = []
+    for _ in 0..<repetitions {
+        let c0 = processCPUNanos()
+        samples.append(body())
+        cpu.append((processCPUNanos() - c0) / Double(callCount))
+    }
     samples.sort()
+    cpu.sort()
     let median = samples[samples.count / 2]
     let rate = median > 0 ? 1e9 / median : 0
     let padded = name.padding(toLength: 56, withPad: " ", startingAt: 0)
     print(
-        "\(padded) \(String(format: "%8.1f", median)) \(unit)  (\(String(format: "%.2f", rate / 1e6)) M/s; min \(String(format: "%.1f", samples.first!)), max \(String(format: "%.1f", samples.last!)))"
+        "\(padded) \(String(format: "%8.1f", median)) \(unit)  (\(String(format: "%.2f", rate / 1e6)) M/s; min \(String(format: "%.1f", samples.first!)), max \(String(format: "%.1f", samples.last!)); CPU \(String(format: "%.1f", cpu[cpu.count / 2])) ns/op for the whole run)"
     )
 }
 
