@@ -64,6 +64,10 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     var timers = TimerHeap()
     var nextTimerSeq: UInt64 = 0
     var staleTimerEntries = 0
+    /// Pending calls by slot, with the sequence number of each slot's live heap entry.
+    var timerCalls: [ReactorDelayedCall?] = []
+    var timerSeqs: [UInt64] = []
+    var freeTimerSlots: [Int32] = []
     /// Connections with output to flush or a close to report; serviced outside protocol calls.
     var dirty: [TCPConnection] = []
     /// Spare storage swapped with the thread-call queue.
@@ -74,6 +78,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     var stopRequested = false
     var triggersStarted = false
     var readyToExit = false
+    var pendingShutdown: Deferred<DeferredListResult<Void>>?
     var hasShutDown = false
 
     /// True while ``run()`` is looping.
@@ -114,6 +119,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
             if let h, !(h is WakerHandler) { h.reactorDeinit() }
         }
         handlers.removeAll()
+        dropAllTimers()
         pool?.stop()
         closeFD(epfd)
         readBuffer.deallocate()
@@ -176,7 +182,18 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         let seq = nextTimerSeq
         nextTimerSeq &+= 1
         let call = ReactorDelayedCall(reactor: self, deadline: deadline, seq: seq, work: work)
-        timers.push(TimerEntry(deadline: deadline, seq: seq, call: call))
+        let slot: Int32
+        if let free = freeTimerSlots.popLast() {
+            slot = free
+            timerCalls[Int(slot)] = call
+            timerSeqs[Int(slot)] = seq
+        } else {
+            slot = Int32(timerCalls.count)
+            timerCalls.append(call)
+            timerSeqs.append(seq)
+        }
+        call.slot = slot
+        timers.push(TimerEntry(deadline: deadline, seq: seq, slot: slot))
         return call
     }
 
@@ -186,15 +203,34 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         nextTimerSeq &+= 1
         call.deadlineNanos = deadline
         call.seq = seq
-        timers.push(TimerEntry(deadline: deadline, seq: seq, call: call))
+        timerSeqs[Int(call.slot)] = seq
+        timers.push(TimerEntry(deadline: deadline, seq: seq, slot: call.slot))
         timerEntryInvalidated()
     }
+
+    /// Frees a finished call's slot; its heap entries become stale.
+    @inline(__always) func releaseTimerSlot(_ call: ReactorDelayedCall) {
+        let slot = Int(call.slot)
+        timerCalls[slot] = nil
+        timerSeqs[slot] = .max
+        freeTimerSlots.append(call.slot)
+        call.slot = -1
+        call.reactor = nil
+    }
+
+    func timerCancelled(_ call: ReactorDelayedCall) {
+        releaseTimerSlot(call)
+        timerEntryInvalidated()
+    }
+
+    @inline(__always) func isLive(_ e: TimerEntry) -> Bool { timerSeqs[Int(e.slot)] == e.seq }
 
     /// One heap entry went stale (cancel or reset); compact once they are the majority.
     func timerEntryInvalidated() {
         staleTimerEntries += 1
         if staleTimerEntries > 64 && staleTimerEntries * 2 > timers.count {
-            timers.filter { $0.isLive }
+            let seqs = timerSeqs
+            timers.filter { seqs[Int($0.slot)] == $0.seq }
             staleTimerEntries = 0
         }
     }
@@ -206,12 +242,13 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         let limit = nextTimerSeq
         var ran = 0
         while let e = timers.first, e.deadline <= now, e.seq < limit {
-            _ = timers.popFirst()
-            guard e.isLive, let work = e.call.work else {
+            timers.removeFirst()
+            guard isLive(e), let call = timerCalls[Int(e.slot)], let work = call.work else {
                 staleTimerEntries = max(0, staleTimerEntries - 1)
                 continue
             }
-            e.call.work = nil
+            call.work = nil
+            releaseTimerSlot(call)
             work()
             ran += 1
             if ran & 1023 == 0 { now = monotonicNanos() }
@@ -220,11 +257,25 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
 
     /// Drops stale entries at the top, then returns the next live deadline.
     func nextDeadline() -> Int64? {
-        while let e = timers.first, !e.isLive {
-            _ = timers.popFirst()
+        while let e = timers.first, !isLive(e) {
+            timers.removeFirst()
             staleTimerEntries = max(0, staleTimerEntries - 1)
         }
         return timers.first?.deadline
+    }
+
+    /// Forgets every pending call (shutdown, deinit): their handles become inactive.
+    func dropAllTimers() {
+        for case let call? in timerCalls {
+            call.work = nil
+            call.reactor = nil
+            call.slot = -1
+        }
+        timerCalls.removeAll()
+        timerSeqs.removeAll()
+        freeTimerSlots.removeAll()
+        timers.removeAll()
+        staleTimerEntries = 0
     }
 
     /// Live and stale entries in the timer heap (for tests and benchmarks).
@@ -233,7 +284,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     // MARK: Thread calls
 
     func runThreadCalls() {
-        handle.queue.withLock { q in swap(&q, &threadCallSpare) }
+        handle.queue.withLock { q in swap(&q.calls, &threadCallSpare) }
         if threadCallSpare.isEmpty { return }
         for call in threadCallSpare { call() }
         threadCallSpare.removeAll(keepingCapacity: threadCallSpare.count <= 4096)
@@ -282,21 +333,37 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         shutdownTriggers = []
         let ds = triggers.map { t in maybeDeferred { t() } }
         let logger = self.logger
-        deferredList(ds, consumeErrors: true).addCallback { [weak self] result in
+        // Held here: the list is not kept alive by its members.
+        let list = deferredList(ds, consumeErrors: true)
+        pendingShutdown = list
+        list.addCallback { [weak self] result in
             for case .failure(let e) in result.results ?? [] {
                 logger?.error("shutdown trigger failed: \(e)")
             }
             self?.readyToExit = true
+            self?.pendingShutdown = nil
             return result
         }
     }
 
+    /// Leaves the loop at the end of this iteration without waiting for the shutdown triggers
+    /// (a second SIGTERM, a watchdog). ``run()`` then closes everything as after ``stop()``.
+    public func stopNow() {
+        stopRequested = true
+        triggersStarted = true
+        readyToExit = true
+    }
+
     func iterate(maxWaitNanos: Int64?) {
         runThreadCalls()
-        if handle.stopRequested.exchange(false, ordering: .acquiringAndReleasing) { stopRequested = true }
-        if stopRequested && !triggersStarted { startShutdownTriggers() }
         runDueTimers()
         flushDirty()
+        // Checked after the calls that may have asked for it, so a stop never waits for I/O.
+        if handle.stopRequested.exchange(false, ordering: .acquiringAndReleasing) { stopRequested = true }
+        if stopRequested && !triggersStarted {
+            startShutdownTriggers()
+            flushDirty()
+        }
 
         var timeoutMs: Int32 = -1
         if readyToExit {
@@ -312,10 +379,12 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
                 timeoutMs = Int32(clamping: (w + 999_999) / 1_000_000)
             }
         }
+        if timeoutMs != 0 && handle.prepareToSleep() { timeoutMs = 0 }
         var n: Int32
         repeat {
             n = cxf_epoll_wait(epfd, eventBytes, Int32(configuration.eventBatchSize), timeoutMs)
         } while n < 0 && lastErrno() == EINTR
+        if timeoutMs != 0 { handle.awake() }
         if n < 0 {
             logger?.critical("epoll_wait failed: errno \(lastErrno())")
             return
@@ -347,11 +416,10 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         let live = handlers.compactMap { $0 }
         for h in live where !(h is WakerHandler) { h.reactorShutdown() }
         flushDirty()
-        timers.removeAll()
-        staleTimerEntries = 0
+        dropAllTimers()
         pool?.stop()
         pool = nil
-        handle.queue.withLock { $0.removeAll() }
+        handle.queue.withLock { $0.calls.removeAll() }
     }
 
     // MARK: Signals

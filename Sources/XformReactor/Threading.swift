@@ -12,8 +12,13 @@ import XformCore
 public final class EpollThreading: ReactorThreading {
     /// The eventfd the reactor watches. Owned by this handle, closed when it goes away.
     let eventFD: Int32
-    /// Calls queued for the reactor thread, in arrival order.
-    let queue = Mutex<[@Sendable () -> Void]>([])
+    /// Calls queued for the reactor thread, in arrival order, and whether the reactor is
+    /// (about to be) blocked in `epoll_wait` without a wake-up on its way.
+    struct Queue {
+        var calls: [@Sendable () -> Void] = []
+        var sleeping = false
+    }
+    let queue = Mutex(Queue())
     /// Set by ``requestStop()``; the reactor turns it into ``EpollReactor/stop()``.
     let stopRequested = Atomic<Bool>(false)
     /// The `pthread_t` of the thread running the reactor.
@@ -32,14 +37,16 @@ public final class EpollThreading: ReactorThreading {
     /// wakes the reactor. Never runs `work` synchronously, even on the reactor thread. Calls
     /// queued after the reactor has shut down are dropped.
     public func callFromThread(_ work: @escaping @Sendable () -> Void) {
-        let wasEmpty = queue.withLock { q in
-            let empty = q.isEmpty
-            q.append(work)
-            return empty
+        let mustWake = queue.withLock { q in
+            q.calls.append(work)
+            // The reactor marks itself sleeping, under this lock, only after finding the queue
+            // empty; so either it sees this call before blocking, or we see it sleeping here.
+            // One wake-up per sleep is enough.
+            let sleeping = q.sleeping
+            q.sleeping = false
+            return sleeping
         }
-        // The reactor swaps the whole queue out before it next blocks, so a wake-up is needed
-        // only when the queue goes from empty to not empty.
-        if wasEmpty { wake() }
+        if mustWake { wake() }
     }
 
     /// True when the caller runs on the reactor thread.
@@ -50,7 +57,23 @@ public final class EpollThreading: ReactorThreading {
     /// Asks the reactor to stop (as ``EpollReactor/stop()`` does), from any thread.
     public func requestStop() {
         stopRequested.store(true, ordering: .releasing)
+        queue.withLock { $0.sleeping = false }
         wake()
+    }
+
+    /// Reactor thread, before `epoll_wait`: marks the loop sleeping unless calls are queued.
+    /// - Returns: true when calls are waiting (the loop must not block).
+    func prepareToSleep() -> Bool {
+        queue.withLock { q in
+            if !q.calls.isEmpty { return true }
+            q.sleeping = true
+            return false
+        }
+    }
+
+    /// Reactor thread, after `epoll_wait`.
+    func awake() {
+        queue.withLock { $0.sleeping = false }
     }
 
     /// Makes the eventfd readable so `epoll_wait` returns.

@@ -2,13 +2,17 @@ import XformCore
 
 /// A call scheduled on an ``EpollReactor`` with ``EpollReactor/callLater(_:_:)``.
 final class ReactorDelayedCall: DelayedCall {
-    /// Weak: a handle kept after the reactor is gone must not keep it alive.
-    weak var reactor: EpollReactor?
+    /// The reactor while the call is pending; nil once it ran or was cancelled. The reactor
+    /// clears it for every pending call when it shuts down or deinitialises, so it never
+    /// dangles (which is why `unowned(unsafe)` is safe here and avoids weak-reference costs).
+    unowned(unsafe) var reactor: EpollReactor?
     /// The scheduled closure; nil once the call ran or was cancelled.
     var work: (() -> Void)?
     var deadlineNanos: Int64
     /// The sequence number of this call's live heap entry; older entries are stale.
     var seq: UInt64
+    /// This call's index in the reactor's slot table while pending.
+    var slot: Int32 = -1
 
     init(reactor: EpollReactor, deadline: Int64, seq: UInt64, work: @escaping () -> Void) {
         self.reactor = reactor
@@ -23,7 +27,7 @@ final class ReactorDelayedCall: DelayedCall {
     func cancel() {
         guard work != nil else { return }
         work = nil
-        reactor?.timerEntryInvalidated()
+        reactor?.timerCancelled(self)
     }
 
     func reset(_ delay: Duration) {
@@ -32,20 +36,19 @@ final class ReactorDelayedCall: DelayedCall {
     }
 }
 
-/// One heap slot: valid while `call.seq == seq` and the call is active.
+/// One heap slot, a plain value (no reference counting while the heap is reordered). It is
+/// live while the reactor's `timerSeqs[slot] == seq`.
 struct TimerEntry {
     var deadline: Int64
     var seq: UInt64
-    var call: ReactorDelayedCall
-
-    @inline(__always) var isLive: Bool { call.seq == seq && call.work != nil }
+    var slot: Int32
 
     @inline(__always) static func before(_ a: TimerEntry, _ b: TimerEntry) -> Bool {
         a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq)
     }
 }
 
-/// A binary min-heap of timer entries ordered by (deadline, sequence number): calls due at the
+/// A 4-ary min-heap (half the depth of a binary one, children share cache lines) of timer entries ordered by (deadline, sequence number): calls due at the
 /// same instant run in the order they were scheduled.
 struct TimerHeap {
     var items: [TimerEntry] = []
@@ -58,20 +61,19 @@ struct TimerHeap {
         siftUp(items.count - 1)
     }
 
-    mutating func popFirst() -> TimerEntry {
-        let top = items[0]
+    mutating func removeFirst() {
         let last = items.removeLast()
         if !items.isEmpty {
             items[0] = last
             siftDown(0)
         }
-        return top
     }
 
     /// Drops the entries that fail `keep` and restores heap order in O(n).
     mutating func filter(_ keep: (TimerEntry) -> Bool) {
         items.removeAll { !keep($0) }
-        var i = items.count / 2
+        // Sift down every parent, the last one ((count - 2) / 4) first.
+        var i = items.count > 1 ? (items.count - 2) / 4 + 1 : 0
         while i > 0 {
             i -= 1
             siftDown(i)
@@ -84,7 +86,7 @@ struct TimerHeap {
         var child = index
         let e = items[child]
         while child > 0 {
-            let parent = (child - 1) / 2
+            let parent = (child - 1) / 4
             if !TimerEntry.before(e, items[parent]) { break }
             items[child] = items[parent]
             child = parent
@@ -97,9 +99,15 @@ struct TimerHeap {
         var parent = index
         let e = items[parent]
         while true {
-            var child = 2 * parent + 1
-            if child >= n { break }
-            if child + 1 < n && TimerEntry.before(items[child + 1], items[child]) { child += 1 }
+            let firstChild = 4 * parent + 1
+            if firstChild >= n { break }
+            var child = firstChild
+            let lastChild = min(firstChild + 3, n - 1)
+            var c = firstChild + 1
+            while c <= lastChild {
+                if TimerEntry.before(items[c], items[child]) { child = c }
+                c += 1
+            }
             if !TimerEntry.before(items[child], e) { break }
             items[parent] = items[child]
             parent = child
