@@ -203,7 +203,11 @@ public final class TransformProxy: ConnectionOwner {
     /// One attempt to two endpoints at once: the first reply wins and the other is cancelled.
     /// When both fail, a definitive failure wins over a transient one.
     func race(_ kind: RequestKind, _ a: Endpoint, _ b: Endpoint) -> Deferred<String> {
-        firstSuccess([attempt(kind, to: a), attempt(kind, to: b)]).mapResult { outcome in
+        let winner = firstSuccess([attempt(kind, to: a), attempt(kind, to: b)])
+        // `firstSuccess` and `mapResult` both hold `winner` weakly; capturing it here keeps it
+        // alive until it fires (its chain is dropped then, which breaks the cycle).
+        return winner.mapResult { outcome in
+            withExtendedLifetime(winner) {}
             switch outcome {
             case .success(let winner): return winner.value
             case .failure(let error as AllFailedError):
