@@ -97,7 +97,7 @@ public enum TransformProxyError: Error, Sendable, Equatable, CustomStringConvert
     }
 
     /// `1.5s`, `250ms`: a duration the way people write it.
-    static func format(_ d: Duration) -> String {
+    public static func format(_ d: Duration) -> String {
         let c = d.components
         let ms = c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
