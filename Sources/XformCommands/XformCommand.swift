@@ -200,7 +200,7 @@ public enum XformCommand {
             reactor.callLater(.zero) {
                 proxy.list().addObserver { result in
                     outcome = result.mapError(TransformProxyError.from)
-                    reactor.stop()
+                    stop(reactor)
                 }.addErrback { _ in [] }
             }
             reactor.run()
@@ -244,7 +244,7 @@ public enum XformCommand {
                         results[indices[k]] = result.mapError { failure(for: TransformProxyError.from($0)) }
                     }
                 }
-                reactor.stop()
+                stop(reactor)
             }
         }
         reactor.run()
@@ -265,6 +265,13 @@ public enum XformCommand {
             }
         }
         return status ?? .success
+    }
+
+    /// Stops the reactor from inside one of its callbacks. `requestStop()` rather than `stop()`:
+    /// it also wakes `epoll_wait`, whereas `stop()` called from a timer callback leaves the loop
+    /// blocked with nothing left to wake it (see the report on EpollReactor).
+    static func stop(_ reactor: EpollReactor) {
+        reactor.threadingHandle.requestStop()
     }
 
     static func outputFailed(_ io: CommandIO) -> ExitStatus {
