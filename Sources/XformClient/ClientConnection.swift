@@ -76,9 +76,11 @@ final class PendingRequest {
 protocol ConnectionOwner: AnyObject {
     /// The connection is gone (or going); take it out of the pool.
     func connectionClosed(_ connection: ClientConnection)
-    /// A fresh connection was closed without any reply to extended requests: the endpoint speaks
-    /// the original protocol. `requests` are to be sent again in the original form.
-    func endpointIsLegacy(_ endpoint: Endpoint, requests: [PendingRequest])
+    /// A fresh connection was closed without any reply to extended requests: perhaps an
+    /// original-protocol server. `requests` are to be sent again.
+    func closedWithoutAnyReply(_ endpoint: Endpoint, requests: [PendingRequest])
+    /// A reply arrived on an extended connection to `endpoint`.
+    func replyReceived(from endpoint: Endpoint)
     /// True once the proxy was closed: failures are then reported as cancellations.
     var isClosed: Bool { get }
 }
@@ -174,6 +176,7 @@ final class ClientConnection: ClientFactory {
 
     /// One complete reply, for the oldest request.
     func replyReceived(_ outcome: Result<String, TransformProxyError>) {
+        if !gotReply, mode == .extended { owner?.replyReceived(from: endpoint) }
         gotReply = true
         guard !queue.isEmpty else {
             protocolFailure("a reply arrived with no request waiting for it")
@@ -225,7 +228,7 @@ final class ClientConnection: ClientFactory {
         if mode == .extended, !wasOurs, !gotReply, reason == .done, pending.contains(where: { $0.sent }),
             let owner
         {
-            owner.endpointIsLegacy(endpoint, requests: pending)
+            owner.closedWithoutAnyReply(endpoint, requests: pending)
             return
         }
         let e: TransformProxyError =

@@ -10,11 +10,13 @@ import XformCore
 ///
 /// **Protocol.** With ``WireFormat/netstring`` (the default) requests go in the extended form
 /// (`!name.text`), so the server answers with typed errors and keeps the connection open.
-/// Against a server that speaks only the original protocol (the book's Twisted server), the
-/// first extended request on a fresh connection is closed without a reply; the proxy then
-/// remembers that endpoint as *original* for ``Configuration/legacyRecheckInterval`` and sends
-/// the same requests again, at once and within the same attempt, in the original form (one
-/// connection per request). There, a close without a reply means "failed, cause unknown":
+/// Against a server that speaks only the original protocol (the book's Twisted server), an
+/// extended request on a fresh connection is closed without a reply. Once is not proof (a new
+/// server killed with requests in flight does the same), so the proxy first resends the same
+/// requests in the extended form on a new connection; when that fresh connection too is closed
+/// without any reply, it remembers the endpoint as *original* for
+/// ``Configuration/legacyRecheckInterval`` and sends them in the original form (one connection
+/// per request). All of this happens at once, within the same attempt. There, a close without a reply means "failed, cause unknown":
 /// ``TransformProxyError/closedWithoutReply(_:)``, retried once (it may have been a server
 /// restart), then final. ``WireFormat/line`` speaks the line protocol instead.
 ///
@@ -81,6 +83,9 @@ public final class TransformProxy: ConnectionOwner {
 
     var pools: [Endpoint: [ClientConnection]] = [:]
     var legacySince: [Endpoint: Duration] = [:]
+    /// Endpoints whose last fresh connection was closed without any reply (see
+    /// ``closedWithoutAnyReply(_:requests:)``).
+    var suspectedLegacy: Set<Endpoint> = []
     /// Where new calls start: moves on when an endpoint fails transiently.
     var preferred = 0
     /// True after ``close()``.
@@ -280,9 +285,22 @@ public final class TransformProxy: ConnectionOwner {
         if pools[connection.endpoint]?.isEmpty == true { pools[connection.endpoint] = nil }
     }
 
-    func endpointIsLegacy(_ endpoint: Endpoint, requests: [PendingRequest]) {
-        legacySince[endpoint] = reactor.now
+    func closedWithoutAnyReply(_ endpoint: Endpoint, requests: [PendingRequest]) {
+        // Once is not proof: a new server killed with our requests in flight closes the same
+        // way. The requests are sent again in the extended form on a new connection; a second
+        // fresh connection closed without a reply marks the endpoint as original-protocol, and
+        // the requests go out in the original form.
+        if suspectedLegacy.contains(endpoint) {
+            suspectedLegacy.remove(endpoint)
+            legacySince[endpoint] = reactor.now
+        } else {
+            suspectedLegacy.insert(endpoint)
+        }
         for r in requests { dispatch(r) }
+    }
+
+    func replyReceived(from endpoint: Endpoint) {
+        if !suspectedLegacy.isEmpty { suspectedLegacy.remove(endpoint) }
     }
 
     /// Returns a Sendable handle for async code; call on the reactor thread.

@@ -15,7 +15,15 @@ import sys
 import threading
 import time
 
-from conftest import ROOT, binary
+# Not imported from conftest: its Server class shadows the `signal` module (reported to the lead),
+# so these helpers stand alone.
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def binary(name):
+    d = os.environ.get("XFORM_BIN_DIR") or subprocess.check_output(
+        ["swift", "build", "--show-bin-path"], cwd=ROOT, text=True).strip()
+    return os.path.join(d, name)
 
 FAKE_SERVER = r'''
 import socket, socketserver, sys, threading, time
@@ -50,12 +58,17 @@ class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         sock, buf = self.request, b""
         while True:
+            # Every request that has arrived is logged before any is answered, so pipelined
+            # requests are all "in flight" together.
+            batch = []
             while True:
                 m = parse(buf)
                 if m is None:
                     break
                 payload, buf = m
                 print("request " + payload.decode("utf-8", "replace"), flush=True)
+                batch.append(payload)
+            for payload in batch:
                 if not self.answer(sock, payload):
                     return
             data = sock.recv(65536)

@@ -4,9 +4,6 @@ Servers are the Python fake of test_client_faults.py, so these tests do not depe
 transform-server executable. Every process is stopped by PID; every wait is bounded.
 """
 
-import subprocess
-
-from conftest import ROOT, binary
 from test_client_faults import FakeServer, free_port, xform
 
 

@@ -142,18 +142,22 @@ struct TransformProxyTests {
         #expect(failureResult(of: b, as: TransformProxyError.self) == .cancelled)
     }
 
-    @Test("A fresh connection closed without a reply marks an original-protocol server; the request is resent in the original form")
+    @Test("Two fresh connections closed without a reply mark an original-protocol server; the request is resent in the original form")
     func legacyDetection() {
         let h = ProxyHarness()
         let d = h.proxy.xform("upper", "hello")
         let first = OriginalServer()
         h.pending[0].succeed(with: first).flush()
         #expect(first.requests == ["!upper.hello"])
-        #expect(h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
         let second = OriginalServer()
-        let pump = h.pending[0].succeed(with: second)
+        h.pending[0].succeed(with: second).flush()
+        #expect(second.requests == ["!upper.hello"])
+        #expect(h.proxy.isLegacy(h.proxy.endpoints[0]))
+        let third = OriginalServer()
+        let pump = h.pending[0].succeed(with: third)
         pump.flush()
-        #expect(second.requests == ["upper.hello"])
+        #expect(third.requests == ["upper.hello"])
         #expect(successResult(of: d) == "HELLO")
         #expect(pump.isClosed)
         #expect(h.retries.isEmpty)
@@ -167,23 +171,46 @@ struct TransformProxyTests {
         }
     }
 
+    @Test("A new server killed with requests in flight is not taken for an original-protocol server")
+    func killedIsNotLegacy() {
+        let h = ProxyHarness()
+        let calls = [h.proxy.xform("upper", "a"), h.proxy.xform("upper", "b")]
+        // Killed after reading both requests: the connection closes cleanly, without a reply.
+        h.pending[0].succeed(with: FakeServer.closing()).flush()
+        // Restarted: the requests are sent again, still in the extended form.
+        let pump = h.serveNext()
+        #expect(pump.clientTransport.writtenText == ns("!upper.a") + ns("!upper.b"))
+        #expect(calls.map { successResult(of: $0) } == ["A", "B"])
+        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        // The suspicion is cleared by the reply: one more such close is not proof either.
+        pump.serverTransport.loseConnection()
+        pump.flush()
+        let c = h.proxy.xform("upper", "c")
+        h.pending[0].succeed(with: FakeServer.closing()).flush()
+        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        h.serveNext()
+        #expect(successResult(of: c) == "C")
+    }
+
     @Test("Against an original-protocol server a close without reply is retried once, then fails with closedWithoutReply")
     func legacyCloseWithoutReply() {
         let h = ProxyHarness()
         let d = h.proxy.xform("nosuch", "x")
+        h.pending[0].succeed(with: OriginalServer()).flush()  // suspicion
         h.pending[0].succeed(with: OriginalServer()).flush()  // detection
         h.pending[0].succeed(with: OriginalServer()).flush()  // original form, closed
         h.advance(.milliseconds(10))
         h.pending[0].succeed(with: OriginalServer()).flush()  // the one retry
         #expect(failureResult(of: d, as: TransformProxyError.self) == .closedWithoutReply(h.proxy.endpoints[0]))
         h.advance(.seconds(10))
-        #expect(h.reactor.connectAttempts.count == 3)
+        #expect(h.reactor.connectAttempts.count == 4)
     }
 
     @Test("The legacy mark expires after legacyRecheckInterval and the extended form is tried again")
     func legacyExpires() {
         let h = ProxyHarness { $0.legacyRecheckInterval = .seconds(5) }
         let d = h.proxy.xform("upper", "a")
+        h.pending[0].succeed(with: OriginalServer()).flush()
         h.pending[0].succeed(with: OriginalServer()).flush()
         h.pending[0].succeed(with: OriginalServer()).flush()
         #expect(successResult(of: d) == "A")
