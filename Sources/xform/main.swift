@@ -1,1 +1,4 @@
-print("not yet")
+import Glibc
+import XformCommands
+
+exit(XformCommand.main(arguments: Array(CommandLine.arguments.dropFirst())))

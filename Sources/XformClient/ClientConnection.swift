@@ -1,0 +1,500 @@
+import XformCore
+import XformFraming
+
+/// Which wire protocol a ``TransformProxy`` speaks.
+public enum WireFormat: String, Sendable, Equatable {
+    /// The netstring protocol (protocol-spec/netstring.md), extended form with typed errors and
+    /// keep-alive; falls back to the original form against an original-protocol server.
+    case netstring
+    /// The line protocol (protocol-spec/line.md): single-line escaped requests, `OK`/`ERR`
+    /// replies, keep-alive.
+    case line
+}
+
+/// How one connection talks.
+enum ConnectionMode: Equatable {
+    /// Netstring, `!name.text` requests, `+`/`-` replies, pipelined on a kept-alive connection.
+    case extended
+    /// Netstring, original `name.text` form: one request per connection, bare reply, then close.
+    case legacy
+    /// The line protocol, pipelined on a kept-alive connection.
+    case line
+}
+
+/// One request's attempt on the wire: what it asks, where its result goes, and which connection
+/// carries it. Confined to the reactor thread.
+final class PendingRequest {
+    let kind: RequestKind
+    let endpoint: Endpoint
+    /// The attempt's Deferred; nil once it fired (or was cancelled).
+    var deferred: Deferred<String>?
+    /// The connection carrying (or about to carry) the request.
+    weak var connection: ClientConnection?
+    /// Written to the connection.
+    var sent = false
+    /// Cancelled after being sent: its reply, when it comes, is dropped.
+    var abandoned = false
+    var timer: (any DelayedCall)?
+
+    init(kind: RequestKind, endpoint: Endpoint) {
+        self.kind = kind
+        self.endpoint = endpoint
+    }
+
+    var isLive: Bool { deferred != nil && !abandoned }
+
+    /// Fires the attempt's Deferred once; later outcomes are ignored.
+    func resolve(_ outcome: Result<String, TransformProxyError>) {
+        timer?.cancel()
+        timer = nil
+        guard let d = deferred else { return }
+        deferred = nil
+        try? d.fire(outcome.mapError { $0 })
+    }
+
+    /// The Deferred's canceller: withdraw from the connection (closing it if nothing else
+    /// needs it). The Deferred then fails with `CancelledError`, fired by `cancel()` itself.
+    func cancelled() {
+        timer?.cancel()
+        timer = nil
+        deferred = nil
+        connection?.withdraw(self, abort: false)
+    }
+
+    /// The per-attempt timer ran out: fail with `timedOut` and close the connection, whose
+    /// other requests are stuck behind this one's reply anyway (replies come in order).
+    func timedOut(after timeout: Duration) {
+        timer = nil
+        guard deferred != nil else { return }
+        let c = connection
+        resolve(.failure(.timedOut(after: timeout)))
+        c?.withdraw(self, abort: true)
+    }
+}
+
+/// Callbacks from a connection to the proxy that owns its endpoint's pool.
+protocol ConnectionOwner: AnyObject {
+    /// The connection is gone (or going); take it out of the pool.
+    func connectionClosed(_ connection: ClientConnection)
+    /// A fresh connection was closed without any reply to extended requests: perhaps an
+    /// original-protocol server. `requests` are to be sent again.
+    func closedWithoutAnyReply(_ endpoint: Endpoint, requests: [PendingRequest])
+    /// A reply arrived on an extended connection to `endpoint`.
+    func replyReceived(from endpoint: Endpoint)
+    /// True once the proxy was closed: failures are then reported as cancellations.
+    var isClosed: Bool { get }
+}
+
+/// One client connection to one endpoint: the `ClientFactory` given to `connectTCP`, the queue
+/// of requests it carries in order, and the bridge between the wire protocol and those
+/// requests. Confined to the reactor thread.
+final class ClientConnection: ClientFactory {
+    enum State { case connecting, connected, closed }
+
+    weak var owner: (any ConnectionOwner)?
+    let endpoint: Endpoint
+    let mode: ConnectionMode
+    let maxReplyLength: Int
+    var connector: (any Connector)?
+    /// The wire protocol, once connected. Weak: the transport owns it.
+    weak var wire: (any ClientWire)?
+    var state = State.connecting
+    /// Requests in the order they were (or will be) written; replies pop from the front.
+    var queue: [PendingRequest] = []
+    /// Set once any reply arrived: a close after that is never taken for a legacy server.
+    var gotReply = false
+    /// No new requests may be put on this connection.
+    var draining = false
+    /// We closed it; its end is not the peer's doing.
+    var abortedByUs = false
+
+    init(owner: any ConnectionOwner, endpoint: Endpoint, mode: ConnectionMode, maxReplyLength: Int) {
+        self.owner = owner
+        self.endpoint = endpoint
+        self.mode = mode
+        self.maxReplyLength = maxReplyLength
+        // The original protocol answers one request per connection.
+        draining = mode == .legacy
+    }
+
+    /// Live requests on this connection (sent or waiting to be).
+    var load: Int { queue.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
+
+    /// Can carry another request.
+    var usable: Bool { !draining && state != .closed }
+
+    /// Adds a request: written at once when connected, else when the connection is made.
+    func enqueue(_ request: PendingRequest) {
+        request.connection = self
+        request.sent = false
+        request.abandoned = false
+        queue.append(request)
+        if state == .connected { write(request) }
+    }
+
+    func write(_ request: PendingRequest) {
+        guard let wire else { return }
+        request.sent = true
+        wire.send(request.kind, mode: mode)
+    }
+
+    /// Takes a request back (cancelled or timed out). An unsent request just leaves the queue; a
+    /// sent one keeps its slot so the reply that will come is dropped. With `abort`, or when no
+    /// live request is left, the connection is closed.
+    func withdraw(_ request: PendingRequest, abort: Bool) {
+        guard let i = queue.firstIndex(where: { $0 === request }) else { return }
+        request.connection = nil
+        if request.sent {
+            request.abandoned = true
+        } else {
+            queue.remove(at: i)
+        }
+        if abort || load == 0 { self.abort() }
+    }
+
+    /// Closes at once; live requests fail with `connectionLost` when the close is reported.
+    func abort() {
+        guard state != .closed, !abortedByUs else { return }
+        abortedByUs = true
+        draining = true
+        owner?.connectionClosed(self)
+        switch state {
+        case .connecting: connector?.disconnect()
+        case .connected: wire?.abortTransport()
+        case .closed: break
+        }
+    }
+
+    // MARK: Events from the wire
+
+    /// The connection is up: write what waited for it.
+    func connected() {
+        guard state == .connecting else { return }
+        state = .connected
+        for r in queue where !r.sent { write(r) }
+    }
+
+    /// One complete reply, for the oldest request.
+    func replyReceived(_ outcome: Result<String, TransformProxyError>) {
+        if !gotReply, mode == .extended { owner?.replyReceived(from: endpoint) }
+        gotReply = true
+        guard !queue.isEmpty else {
+            protocolFailure("a reply arrived with no request waiting for it")
+            return
+        }
+        let r = queue.removeFirst()
+        if case .failure(.shuttingDown) = outcome {
+            draining = true
+            owner?.connectionClosed(self)
+        }
+        if !r.abandoned { r.resolve(outcome) }
+        if mode == .legacy {
+            // The original server closes after its reply; close our side too, gracefully.
+            abortedByUs = true
+            owner?.connectionClosed(self)
+            wire?.closeTransport()
+            return
+        }
+        if draining, queue.isEmpty { abort() }
+    }
+
+    /// The peer broke the protocol: every request fails with a protocol error and the
+    /// connection is dropped.
+    func protocolFailure(_ detail: String) {
+        let pending = takePending()
+        abort()
+        for r in pending { r.resolve(.failure(.protocolError(endpoint, detail: detail))) }
+    }
+
+    /// The connection ended. `midReply` tells that part of a reply had arrived.
+    func lost(_ reason: ConnectionEnd, midReply: Bool) {
+        let wasOurs = abortedByUs
+        let pending = takePending()
+        if !abortedByUs {
+            abortedByUs = true
+            owner?.connectionClosed(self)
+        }
+        state = .closed
+        guard !pending.isEmpty else { return }
+        if owner?.isClosed ?? true {
+            for r in pending { r.resolve(.failure(.cancelled)) }
+            return
+        }
+        if midReply {
+            let e = TransformProxyError.protocolError(endpoint, detail: "the connection closed in the middle of a reply")
+            for r in pending { r.resolve(.failure(e)) }
+            return
+        }
+        if mode == .extended, !wasOurs, !gotReply, reason == .done, pending.contains(where: { $0.sent }),
+            let owner
+        {
+            owner.closedWithoutAnyReply(endpoint, requests: pending)
+            return
+        }
+        let e: TransformProxyError =
+            mode == .legacy && reason == .done && !wasOurs ? .closedWithoutReply(endpoint) : .connectionLost(endpoint)
+        for r in pending { r.resolve(.failure(e)) }
+    }
+
+    /// Empties the queue, returning the live requests (detached from this connection).
+    func takePending() -> [PendingRequest] {
+        let live = queue.filter { $0.isLive }
+        queue.removeAll()
+        for r in live { r.connection = nil }
+        return live
+    }
+
+    // MARK: ClientFactory
+
+    func buildProtocol(peer: SocketAddress) -> any ConnectionProtocol {
+        let w: any ClientWire & ConnectionProtocol
+        switch mode {
+        case .extended, .legacy: w = NetstringClientWire(owner: self, maxLength: maxReplyLength)
+        case .line: w = LineClientWire(owner: self, maxLength: maxReplyLength)
+        }
+        wire = w
+        return w
+    }
+
+    func clientConnectionFailed(_ connector: any Connector, reason: ConnectError) {
+        let pending = takePending()
+        if !abortedByUs {
+            abortedByUs = true
+            owner?.connectionClosed(self)
+        }
+        state = .closed
+        let e: TransformProxyError
+        if owner?.isClosed ?? true {
+            e = .cancelled
+        } else {
+            switch reason {
+            case .refused: e = .connectionRefused(endpoint)
+            case .unknownHost: e = .unknownHost(endpoint)
+            case .cancelled: e = .connectionLost(endpoint)
+            case .timedOut: e = .connectFailed(endpoint, reason: "connect timed out")
+            case .failed: e = .connectFailed(endpoint, reason: reason.description)
+            }
+        }
+        for r in pending { r.resolve(.failure(e)) }
+    }
+}
+
+// MARK: - Wire protocols
+
+/// What a ``ClientConnection`` needs from its wire protocol.
+protocol ClientWire: AnyObject {
+    /// Writes one request.
+    func send(_ kind: RequestKind, mode: ConnectionMode)
+    /// Drops the connection at once.
+    func abortTransport()
+    /// Closes the connection after flushing.
+    func closeTransport()
+}
+
+/// The netstring side of a client connection, in the extended or the original form.
+final class NetstringClientWire: NetstringReceiver, ClientWire {
+    let owner: ClientConnection
+
+    init(owner: ClientConnection, maxLength: Int) {
+        self.owner = owner
+        super.init(maxLength: maxLength)
+    }
+
+    override func connectionMade() {
+        super.connectionMade()
+        owner.connected()
+    }
+
+    func send(_ kind: RequestKind, mode: ConnectionMode) {
+        var payload: [UInt8] = []
+        switch kind {
+        case .transform(let name, let text):
+            payload.reserveCapacity(name.utf8.count + text.utf8.count + 2)
+            if mode == .extended { payload.append(UInt8(ascii: "!")) }
+            payload.append(contentsOf: name.utf8)
+            payload.append(UInt8(ascii: "."))
+            payload.append(contentsOf: text.utf8)
+        case .list:
+            payload.append(contentsOf: "?list".utf8)
+        }
+        sendString(payload)
+    }
+
+    func abortTransport() { transport?.abortConnection() }
+    func closeTransport() { transport?.loseConnection() }
+
+    override func stringReceived(_ payload: UnsafeRawBufferPointer) {
+        if owner.mode == .legacy {
+            owner.replyReceived(decode(payload).mapError { $0 })
+            return
+        }
+        guard let first = payload.first else {
+            owner.protocolFailure("an empty reply (expected '+' or '-')")
+            return
+        }
+        let body = UnsafeRawBufferPointer(rebasing: payload.dropFirst())
+        switch first {
+        case UInt8(ascii: "+"):
+            owner.replyReceived(decode(body))
+        case UInt8(ascii: "-"):
+            let text = String(decoding: body, as: UTF8.self)
+            let code = text.prefix { $0 != " " }
+            let message = text.dropFirst(code.count).drop { $0 == " " }
+            let kind = owner.queue.first?.kind ?? .list
+            owner.replyReceived(
+                .failure(
+                    .fromWire(code: String(code), message: String(message), request: kind, endpoint: owner.endpoint)))
+        default:
+            owner.protocolFailure("a reply that starts with neither '+' nor '-'")
+        }
+    }
+
+    func decode(_ bytes: UnsafeRawBufferPointer) -> Result<String, TransformProxyError> {
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            return .failure(.protocolError(owner.endpoint, detail: "the reply is not valid UTF-8"))
+        }
+        return .success(s)
+    }
+
+    override func framingError(_ error: NetstringError) {
+        if case .incompleteFrame = error {
+            owner.protocolFailure("the connection closed in the middle of a reply")
+        } else {
+            owner.protocolFailure("malformed netstring (\(error))")
+        }
+        transport?.abortConnection()
+    }
+
+    override func connectionLost(reason: ConnectionEnd) {
+        let midReply = bufferedByteCount > 0
+        super.connectionLost(reason: reason)
+        owner.lost(reason, midReply: midReply)
+    }
+}
+
+/// The line-protocol side of a client connection.
+final class LineClientWire: LineReceiver, ClientWire {
+    let owner: ClientConnection
+    /// The lines of an `OK` block being read, if one is.
+    var block: [String]?
+
+    init(owner: ClientConnection, maxLength: Int) {
+        self.owner = owner
+        super.init(maxLineLength: maxLength)
+        // A last line without its newline is a reply cut short, never a reply.
+        deliversUnterminatedLastLine = false
+    }
+
+    override func connectionMade() {
+        super.connectionMade()
+        owner.connected()
+    }
+
+    func send(_ kind: RequestKind, mode: ConnectionMode) {
+        var line: [UInt8] = []
+        switch kind {
+        case .transform(let name, let text):
+            line.reserveCapacity(name.utf8.count + text.utf8.count + 2)
+            line.append(contentsOf: name.utf8)
+            line.append(UInt8(ascii: " "))
+            LineText.escape(text, into: &line)
+        case .list:
+            line.append(contentsOf: "list".utf8)
+        }
+        sendLine(line)
+    }
+
+    func abortTransport() { transport?.abortConnection() }
+    func closeTransport() { transport?.loseConnection() }
+
+    override func lineReceived(_ line: UnsafeRawBufferPointer) {
+        if block != nil {
+            if line.count == 1, line[0] == UInt8(ascii: ".") {
+                let lines = block!
+                block = nil
+                owner.replyReceived(.success(lines.joined(separator: "\n")))
+                return
+            }
+            var content = line
+            if content.first == UInt8(ascii: ".") { content = UnsafeRawBufferPointer(rebasing: content.dropFirst()) }
+            guard let s = String(validating: content, as: UTF8.self) else {
+                owner.protocolFailure("the reply is not valid UTF-8")
+                return
+            }
+            block!.append(s)
+            return
+        }
+        guard let text = String(validating: line, as: UTF8.self) else {
+            owner.protocolFailure("the reply is not valid UTF-8")
+            return
+        }
+        if text == "OK" {
+            block = []
+        } else if text.hasPrefix("OK ") {
+            switch LineText.unescape(text.dropFirst(3)) {
+            case .some(let s): owner.replyReceived(.success(s))
+            case .none: owner.protocolFailure("an invalid escape in the reply")
+            }
+        } else if text.hasPrefix("ERR ") {
+            let rest = text.dropFirst(4)
+            let code = rest.prefix { $0 != " " }
+            let message = rest.dropFirst(code.count).drop { $0 == " " }
+            let kind = owner.queue.first?.kind ?? .list
+            owner.replyReceived(
+                .failure(
+                    .fromWire(code: String(code), message: String(message), request: kind, endpoint: owner.endpoint)))
+        } else {
+            owner.protocolFailure("a reply line that starts with neither 'OK' nor 'ERR'")
+        }
+    }
+
+    override func lineLengthExceeded() {
+        owner.protocolFailure("a reply line longer than \(maxLineLength) bytes")
+        transport?.abortConnection()
+    }
+
+    override func connectionLost(reason: ConnectionEnd) {
+        let midReply = bufferedByteCount > 0 || block != nil
+        super.connectionLost(reason: reason)
+        owner.lost(reason, midReply: midReply)
+    }
+}
+
+/// The line protocol's text escapes (`\n`, `\r`, `\t`, `\\`), client side.
+enum LineText {
+    static func escape(_ text: String, into out: inout [UInt8]) {
+        for b in text.utf8 {
+            switch b {
+            case 10: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 13: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 9: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 92: out.append(contentsOf: [92, 92])
+            default: out.append(b)
+            }
+        }
+    }
+
+    /// Decodes escapes; nil on an invalid one.
+    static func unescape(_ text: Substring) -> String? {
+        guard text.contains("\\") else { return String(text) }
+        var out = String.UnicodeScalarView()
+        var escaping = false
+        for c in text.unicodeScalars {
+            if escaping {
+                switch c {
+                case "n": out.append("\n")
+                case "r": out.append("\r")
+                case "t": out.append("\t")
+                case "\\": out.append("\\")
+                default: return nil
+                }
+                escaping = false
+            } else if c == "\\" {
+                escaping = true
+            } else {
+                out.append(c)
+            }
+        }
+        return escaping ? nil : String(out)
+    }
+}

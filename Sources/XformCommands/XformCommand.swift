@@ -1,0 +1,374 @@
+import Glibc
+import XformClient
+import XformCore
+import XformDaemon
+import XformReactor
+
+/// The `xform` command: transforms text with a transform server and prints exactly the result.
+///
+/// `xform [options] <transform> [<file>...]` reads standard input when no file is given; several
+/// files are sent concurrently (one ``TransformProxy`` sharing kept-alive connections, their
+/// Deferreds gathered in a DeferredList) and their results printed in argument order, like `cat`:
+/// a file that fails is reported on standard error and the others are still printed. The exit
+/// status is that of the first failure in argument order (see ``exitStatusHelp``).
+///
+/// The logic lives here so that `main.swift` is one line and tests can run the command in-process
+/// with captured input and output (``CommandIO``).
+public enum XformCommand {
+    /// The command line declaration: parser, `--help` and error texts all come from it.
+    public static let spec = CommandSpec(
+        name: "xform",
+        overview: "Transform text with a transform server.",
+        discussion:
+            "Reads standard input when no file is given and prints exactly the transformed text, with no newline "
+            + "added. Several files are transformed concurrently and printed in argument order. Transient failures "
+            + "(connection refused or lost, timeouts, a server shutting down) are retried with exponential backoff; "
+            + "definitive ones (an unknown transform, a refused request) fail at once.",
+        usage: "xform [<options>] <transform> [<file> ...]\nxform [<options>] --list",
+        arguments: [
+            ArgumentSpec("transform", help: "The transform to apply (see --list).", optional: true),
+            ArgumentSpec(
+                "file", help: "Files to transform (standard input when none is given).", optional: true,
+                repeating: true),
+        ],
+        options: [
+            .option("host", help: "The server's host name or address.", default: "127.0.0.1"),
+            .option(
+                "port", short: "p",
+                help: "The server's port (default: 10001, the netstring port; 10002 with --line)."),
+            .flag("line", help: "Speak the line protocol instead of the netstring protocol."),
+            .option(
+                "timeout", short: "t", valueName: "duration",
+                help: "How long each attempt waits for its reply (30, 1.5, 250ms, 2s, 1m).", default: "30s"),
+            .option("retries", valueName: "n", help: "How many times a transient failure is retried.", default: "9"),
+            .flag("no-retry", help: "Do not retry: the same as --retries 0."),
+            .flag("list", help: "List the server's transforms, one per line, and exit."),
+        ],
+        sections: [exitStatusHelp])
+
+    /// The EXIT STATUS section of `--help` (the README has the same table).
+    public static let exitStatusHelp = HelpSection(
+        "Exit status",
+        [
+            .item("0", "Success."),
+            .item("1", "The transform failed on the server."),
+            .item("64 (EX_USAGE)", "The command line is wrong."),
+            .item(
+                "65 (EX_DATAERR)",
+                "The input is not UTF-8, or the server refused the request: unknown transform, bad request, too "
+                    + "large."),
+            .item("66 (EX_NOINPUT)", "An input file cannot be read."),
+            .item(
+                "69 (EX_UNAVAILABLE)",
+                "The server cannot be reached (refused, unknown host, connection lost) after the retries."),
+            .item("71 (EX_OSERR)", "The event loop cannot be created."),
+            .item("74 (EX_IOERR)", "Standard output cannot be written."),
+            .item("75 (EX_TEMPFAIL)", "No reply within the timeout, or the server is shutting down."),
+            .item(
+                "76 (EX_PROTOCOL)",
+                "The server broke the protocol, or an original-protocol server closed the connection without a "
+                    + "reply."),
+        ])
+
+    /// Where the command reads and writes; tests capture these.
+    public struct CommandIO {
+        /// Reads all of standard input.
+        public var readStandardInput: () -> Result<[UInt8], SystemError>
+        /// Reads a whole file.
+        public var readFile: (String) -> Result<[UInt8], SystemError>
+        /// Writes bytes to standard output; returns false if that failed.
+        public var writeOutput: ([UInt8]) -> Bool
+        /// Writes text to standard error.
+        public var writeError: (String) -> Void
+
+        /// Builds an IO set from its parts.
+        public init(
+            readStandardInput: @escaping () -> Result<[UInt8], SystemError>,
+            readFile: @escaping (String) -> Result<[UInt8], SystemError>,
+            writeOutput: @escaping ([UInt8]) -> Bool,
+            writeError: @escaping (String) -> Void
+        ) {
+            self.readStandardInput = readStandardInput
+            self.readFile = readFile
+            self.writeOutput = writeOutput
+            self.writeError = writeError
+        }
+
+        /// The process's standard streams and file system.
+        public static var standard: CommandIO {
+            CommandIO(
+                readStandardInput: { readAll(fd: 0, call: "read(stdin)") },
+                readFile: { path in
+                    let fd = open(path, O_RDONLY | O_CLOEXEC)
+                    if fd < 0 { return .failure(SystemError.current("open")) }
+                    defer { close(fd) }
+                    return readAll(fd: fd, call: "read")
+                },
+                writeOutput: { bytes in writeAll(fd: 1, bytes) },
+                writeError: { writeToStandardError($0) })
+        }
+    }
+
+    /// What one run decided, before it ran: the parsed settings.
+    struct Settings {
+        var transform: String?
+        var files: [String]
+        var list: Bool
+        var configuration: TransformProxy.Configuration
+        var endpoint: Endpoint
+    }
+
+    /// Runs `xform` with `arguments` (without the program name).
+    ///
+    /// - Returns: the exit status (see ``exitStatusHelp``).
+    public static func main(
+        arguments: [String], environment: [String: String] = ProcessEnvironment.current(),
+        io: CommandIO = .standard
+    ) -> Int32 {
+        let columns = HelpFormatter.columns(environment: environment)
+        let settings: Settings
+        do {
+            settings = try parse(arguments)
+        } catch {
+            let text = spec.errorText(for: error, columns: columns)
+            if error.isCleanExit {
+                _ = io.writeOutput(Array(text.utf8))
+            } else {
+                io.writeError(text)
+            }
+            return error.exitStatus.rawValue
+        }
+        return run(settings, io: io).rawValue
+    }
+
+    static func parse(_ arguments: [String]) throws(CommandLineError) -> Settings {
+        let parsed = try spec.parse(arguments, configFileReader: { (_) throws(CommandLineError) in "" })
+        let list = parsed.flag("list")
+        let transform = parsed.argument("transform")
+        var files = parsed.arguments("file")
+        if list {
+            // `xform --list` takes no transform and no files.
+            let extra = (transform.map { [$0] } ?? []) + files
+            if !extra.isEmpty { throw .unexpectedArguments(extra) }
+            files = []
+        } else if transform == nil {
+            throw .missingArgument("transform", noArguments: arguments.isEmpty)
+        }
+        let line = parsed.flag("line")
+        let port = try parsed.int("port", in: 1...65535) ?? (line ? 10002 : 10001)
+        let host = parsed.string("host") ?? "127.0.0.1"
+        guard let timeout = try parsed.duration("timeout"), timeout > .zero else {
+            throw .invalidValue(value: parsed.string("timeout") ?? "", option: "timeout", reason: "must be positive")
+        }
+        let retries = parsed.flag("no-retry") ? 0 : (try parsed.int("retries", in: 0...1000) ?? 9)
+        var configuration = TransformProxy.Configuration()
+        configuration.wire = line ? .line : .netstring
+        configuration.timeout = timeout
+        configuration.connectTimeout = timeout
+        configuration.backoff = Backoff(maxAttempts: retries + 1)
+        return Settings(
+            transform: transform, files: files, list: list, configuration: configuration,
+            endpoint: Endpoint(host: host, port: port))
+    }
+
+    /// One input: its label for error messages (nil for standard input) and its text or why
+    /// it could not be read.
+    struct Input {
+        var label: String?
+        var text: Result<String, Failure>
+    }
+
+    /// An error for people (one line) and its exit status.
+    struct Failure: Error {
+        var status: ExitStatus
+        var message: String
+    }
+
+    static func run(_ settings: Settings, io: CommandIO) -> ExitStatus {
+        let reactor: EpollReactor
+        do {
+            reactor = try EpollReactor()
+        } catch {
+            io.writeError("xform: cannot create the event loop: \(error)\n")
+            return .osError
+        }
+        let proxy = TransformProxy(
+            endpoints: [settings.endpoint], reactor: reactor, configuration: settings.configuration)
+
+        if settings.list {
+            var outcome: Result<[String], TransformProxyError>?
+            reactor.callLater(.zero) {
+                proxy.list().addObserver { result in
+                    outcome = result.mapError(TransformProxyError.from)
+                    stop(reactor)
+                }.addErrback { _ in [] }
+            }
+            reactor.run()
+            switch outcome {
+            case .success(let names)?:
+                let text = names.map { $0 + "\n" }.joined()
+                if !io.writeOutput(Array(text.utf8)) { return outputFailed(io) }
+                return .success
+            case .failure(let error)?:
+                let f = failure(for: error)
+                io.writeError("xform: \(f.message)\n")
+                return f.status
+            case nil:
+                io.writeError("xform: the event loop stopped before the reply\n")
+                return .software
+            }
+        }
+
+        let inputs = readInputs(settings.files, io: io)
+        let name = settings.transform ?? ""
+        var results = [Result<String, Failure>?](repeating: nil, count: inputs.count)
+        var list: Deferred<DeferredListResult<String>>?
+        reactor.callLater(.zero) {
+            var calls: [Deferred<String>] = []
+            var indices: [Int] = []
+            for (i, input) in inputs.enumerated() {
+                switch input.text {
+                case .success(let text):
+                    calls.append(proxy.xform(name, text))
+                    indices.append(i)
+                case .failure(let f):
+                    results[i] = .failure(f)
+                }
+            }
+            // Held here: a DeferredList holds its own result weakly.
+            let all = deferredList(calls, consumeErrors: true)
+            list = all
+            all.addObserver { outcome in
+                if case .success(let r) = outcome, let each = r.results {
+                    for (k, result) in each.enumerated() {
+                        results[indices[k]] = result.mapError { failure(for: TransformProxyError.from($0)) }
+                    }
+                }
+                stop(reactor)
+            }
+        }
+        reactor.run()
+        withExtendedLifetime(list) {}
+
+        var status: ExitStatus?
+        for (i, input) in inputs.enumerated() {
+            switch results[i] {
+            case .success(let text)?:
+                if !io.writeOutput(Array(text.utf8)) { return outputFailed(io) }
+            case .failure(let f)?:
+                let prefix = input.label.map { "\($0): " } ?? ""
+                io.writeError("xform: \(prefix)\(f.message)\n")
+                if status == nil { status = f.status }
+            case nil:
+                io.writeError("xform: the event loop stopped before the reply\n")
+                if status == nil { status = .software }
+            }
+        }
+        return status ?? .success
+    }
+
+    /// Stops the reactor from inside one of its callbacks. `requestStop()` rather than `stop()`:
+    /// it also wakes `epoll_wait`, whereas `stop()` called from a timer callback leaves the loop
+    /// blocked with nothing left to wake it (see the report on EpollReactor).
+    static func stop(_ reactor: EpollReactor) {
+        reactor.threadingHandle.requestStop()
+    }
+
+    static func outputFailed(_ io: CommandIO) -> ExitStatus {
+        io.writeError("xform: cannot write to standard output: \(SystemError.message(for: errno))\n")
+        return .ioError
+    }
+
+    /// Reads every input: standard input when there are no files. Unreadable files and text
+    /// that is not UTF-8 become failures of their own.
+    static func readInputs(_ files: [String], io: CommandIO) -> [Input] {
+        func decode(_ bytes: Result<[UInt8], SystemError>, label: String?) -> Input {
+            switch bytes {
+            case .failure(let e):
+                let what = label.map { "cannot read '\($0)'" } ?? "cannot read standard input"
+                return Input(label: nil, text: .failure(Failure(status: .noInput, message: "\(what): \(SystemError.message(for: e.errno))")))
+            case .success(let b):
+                guard let s = String(validating: b, as: UTF8.self) else {
+                    return Input(label: label, text: .failure(Failure(status: .dataError, message: "the input is not valid UTF-8")))
+                }
+                return Input(label: label, text: .success(s))
+            }
+        }
+        if files.isEmpty { return [decode(io.readStandardInput(), label: nil)] }
+        return files.map { path in
+            path == "-" ? decode(io.readStandardInput(), label: "<stdin>") : decode(io.readFile(path), label: path)
+        }
+    }
+
+    /// The one-line message and exit status for a proxy failure.
+    static func failure(for error: TransformProxyError) -> Failure {
+        switch error {
+        case .connectionRefused(let e):
+            return Failure(status: .unavailable, message: "cannot reach the server at \(e): connection refused")
+        case .connectFailed(let e, let reason):
+            return Failure(status: .unavailable, message: "cannot reach the server at \(e): \(reason)")
+        case .unknownHost(let e):
+            return Failure(status: .unavailable, message: "unknown host '\(e.host)'")
+        case .connectionLost(let e):
+            return Failure(status: .unavailable, message: "the connection to \(e) was lost before a complete reply")
+        case .timedOut(let d):
+            return Failure(
+                status: .temporaryFailure, message: "no reply from the server within \(TransformProxyError.format(d))")
+        case .shuttingDown(let e):
+            return Failure(status: .temporaryFailure, message: "the server at \(e) is shutting down; try again later")
+        case .unknownTransform(let name, _):
+            return Failure(status: .dataError, message: "unknown transform '\(name)' (see 'xform --list')")
+        case .badRequest(let m):
+            return Failure(status: .dataError, message: "the server refused the request: \(m)")
+        case .tooLarge(let m):
+            return Failure(status: .dataError, message: "the input is too large for the server: \(m)")
+        case .invalidUTF8:
+            return Failure(status: .dataError, message: "the input is not valid UTF-8")
+        case .transformFailed(let m):
+            return Failure(status: .failure, message: "the transform failed: \(m)")
+        case .protocolError(let e, let detail):
+            return Failure(status: .protocolError, message: "protocol error from \(e): \(detail)")
+        case .closedWithoutReply(let e):
+            return Failure(
+                status: .protocolError,
+                message:
+                    "the server at \(e) closed the connection without a reply (an original-protocol server does this for an unknown transform or any other error)"
+            )
+        case .notSupported(let m):
+            return Failure(status: .unavailable, message: m)
+        case .cancelled:
+            return Failure(status: .failure, message: "cancelled")
+        }
+    }
+}
+
+/// Reads `fd` to its end, retrying on EINTR.
+func readAll(fd: Int32, call: String) -> Result<[UInt8], SystemError> {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return .failure(SystemError.current(call))
+        }
+        if n == 0 { return .success(out) }
+        out.append(contentsOf: chunk[0..<n])
+    }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on EINTR and short writes; false on failure.
+func writeAll(fd: Int32, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { buf in
+        var offset = 0
+        while offset < buf.count {
+            let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+}
