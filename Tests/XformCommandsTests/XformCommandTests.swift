@@ -3,7 +3,7 @@ import XformCommands
 import XformDaemon
 
 /// `xform --help`, pinned: a change here is a change to the user interface (and the README).
-let expectedHelp = """
+let expectedXformHelp = """
 OVERVIEW: Transform text with a transform server.
 
 Reads standard input when no file is given and prints exactly the transformed
@@ -60,7 +60,7 @@ struct XformCommandTests {
     func help() {
         let r = runXform(["--help"])
         #expect(r.status == 0)
-        #expect(r.stdout == expectedHelp + "\n")
+        #expect(r.stdout == expectedXformHelp + "\n\n")
         #expect(r.stderr.isEmpty)
     }
 
@@ -87,7 +87,7 @@ struct XformCommandTests {
         #expect(listExtra.stderr.hasPrefix("Error: Unexpected argument 'upper'\n"))
         let empty = runXform([])
         #expect(empty.status == 64)
-        #expect(empty.stderr == "Error: Missing expected argument '<transform>'\n\n" + expectedHelp + "\n")
+        #expect(empty.stderr == "Error: Missing expected argument '<transform>'\n\n" + expectedXformHelp + "\n\n")
     }
 
     @Test("A server that is not there: one clear line on stderr, exit 69")
