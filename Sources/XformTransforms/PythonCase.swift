@@ -14,7 +14,7 @@ public enum PythonCase {
 
     /// Python's `str.lower()`.
     public static func lower(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.lowercase) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.lowercase) }
         return lowerScalars(text)
     }
 
@@ -35,7 +35,7 @@ public enum PythonCase {
 
     /// Python's `str.upper()`: the full uppercase mapping of each code point (`ß` becomes `SS`).
     public static func upper(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.uppercase) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.uppercase) }
         return upperScalars(text)
     }
 
@@ -59,7 +59,7 @@ public enum PythonCase {
     /// included), any other is titlecased. "Cased" is the Unicode Cased property of the code
     /// point itself, so `they're` becomes `They'Re`, as in Python.
     public static func title(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.title) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.title) }
         return titleScalars(text)
     }
 
