@@ -30,6 +30,14 @@ public enum ASCIIBytes {
         return rest & 0x80 == 0
     }
 
+    /// True if `text` is all ASCII, read word-at-a-time from its UTF-8 storage.
+    public static func isASCII(_ text: String) -> Bool {
+        if let answer = text.utf8.withContiguousStorageIfAvailable({ isASCII(UnsafeRawBufferPointer($0)) }) {
+            return answer
+        }
+        return text.utf8.allSatisfy { $0 < 0x80 }
+    }
+
     @inline(__always)
     static func withBytes(
         _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer,

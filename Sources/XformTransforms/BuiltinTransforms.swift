@@ -73,7 +73,7 @@ public enum BuiltinTransforms {
 
     @Sendable static func rot13Text(_ text: String) -> String {
         var text = text
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return PythonCase.asciiMap(text, ASCIIBytes.rot13) }
+        if ASCIIBytes.isASCII(text) { return PythonCase.asciiMap(text, ASCIIBytes.rot13) }
         return text.withUTF8 { input in
             // Non-ASCII bytes are copied unchanged, which keeps UTF-8 valid.
             String(unsafeUninitializedCapacity: input.count) { output in

@@ -14,15 +14,15 @@ public enum PythonCase {
 
     /// Python's `str.lower()`.
     public static func lower(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.lowercase) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.lowercase) }
         return lowerScalars(text)
     }
 
     /// `lower` code point by code point, without the ASCII shortcut (the tests' reference).
     static func lowerScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
-        var out = String.UnicodeScalarView()
-        out.reserveCapacity(text.utf8.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 16)
         // The last scalar before the current one that is not case-ignorable: is it cased?
         var previousIsCased = false
         for i in scalars.indices {
@@ -30,44 +30,44 @@ public enum PythonCase {
             appendLower(c, at: i, in: scalars, previousIsCased: previousIsCased, to: &out)
             if !isCaseIgnorable(c) { previousIsCased = isCased(c) }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Python's `str.upper()`: the full uppercase mapping of each code point (`ß` becomes `SS`).
     public static func upper(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.uppercase) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.uppercase) }
         return upperScalars(text)
     }
 
     /// `upper` code point by code point, without the ASCII shortcut (the tests' reference).
     static func upperScalars(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
-        out.reserveCapacity(text.utf8.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 16)
         for c in text.unicodeScalars {
             if c.value < 0x80 {
-                out.append(c.value &- 97 < 26 ? Unicode.Scalar(UInt8(c.value) & 0xDF) : c)
+                out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
             } else if !c.properties.changesWhenUppercased || !Unicode14.hasUpperOrTitleMapping(c) {
-                out.append(c)
+                appendUTF8(c, to: &out)
             } else {
-                out.append(contentsOf: c.properties.uppercaseMapping.unicodeScalars)
+                out.append(contentsOf: c.properties.uppercaseMapping.utf8)
             }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Python's `str.title()`: a code point right after a cased one is lowercased (Final_Sigma
     /// included), any other is titlecased. "Cased" is the Unicode Cased property of the code
     /// point itself, so `they're` becomes `They'Re`, as in Python.
     public static func title(_ text: String) -> String {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMap(text, ASCIIBytes.title) }
+        if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.title) }
         return titleScalars(text)
     }
 
     /// `title` code point by code point, without the ASCII shortcut (the tests' reference).
     static func titleScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
-        var out = String.UnicodeScalarView()
-        out.reserveCapacity(text.utf8.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 16)
         var previousIsCased = false  // for title's own rule: the previous code point
         var previousNonIgnorableIsCased = false  // for Final_Sigma's look-behind
         for i in scalars.indices {
@@ -75,16 +75,16 @@ public enum PythonCase {
             if previousIsCased {
                 appendLower(c, at: i, in: scalars, previousIsCased: previousNonIgnorableIsCased, to: &out)
             } else if c.value < 0x80 {
-                out.append(c.value &- 97 < 26 ? Unicode.Scalar(UInt8(c.value) & 0xDF) : c)
+                out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
             } else if !c.properties.changesWhenTitlecased || !Unicode14.hasUpperOrTitleMapping(c) {
-                out.append(c)
+                appendUTF8(c, to: &out)
             } else {
-                out.append(contentsOf: c.properties.titlecaseMapping.unicodeScalars)
+                out.append(contentsOf: c.properties.titlecaseMapping.utf8)
             }
             previousIsCased = isCased(c)
             if !isCaseIgnorable(c) { previousNonIgnorableIsCased = isCased(c) }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     // MARK: Pieces
@@ -92,16 +92,38 @@ public enum PythonCase {
     @inline(__always)
     static func appendLower(
         _ c: Unicode.Scalar, at i: Int, in scalars: [Unicode.Scalar], previousIsCased: Bool,
-        to out: inout String.UnicodeScalarView
+        to out: inout [UInt8]
     ) {
         if c.value < 0x80 {
-            out.append(c.value &- 65 < 26 ? Unicode.Scalar(UInt8(c.value) | 0x20) : c)
+            out.append(c.value &- 65 < 26 ? UInt8(c.value) | 0x20 : UInt8(c.value))
         } else if c == capitalSigma {
-            out.append(isFinalSigma(at: i, in: scalars, previousIsCased: previousIsCased) ? finalSigma : smallSigma)
+            appendUTF8(isFinalSigma(at: i, in: scalars, previousIsCased: previousIsCased) ? finalSigma : smallSigma, to: &out)
         } else if !c.properties.changesWhenLowercased || !Unicode14.isAssigned(c) {
-            out.append(c)
+            appendUTF8(c, to: &out)
         } else {
-            out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+            out.append(contentsOf: c.properties.lowercaseMapping.utf8)
+        }
+    }
+
+    /// Appends the UTF-8 form of `c`. (Building a `String.UnicodeScalarView` with
+    /// `append(contentsOf:)` copied the whole output per call in Swift 6.3: quadratic.)
+    @inline(__always)
+    static func appendUTF8(_ c: Unicode.Scalar, to out: inout [UInt8]) {
+        let v = c.value
+        if v < 0x80 {
+            out.append(UInt8(v))
+        } else if v < 0x800 {
+            out.append(0xC0 | UInt8(v >> 6))
+            out.append(0x80 | UInt8(v & 0x3F))
+        } else if v < 0x10000 {
+            out.append(0xE0 | UInt8(v >> 12))
+            out.append(0x80 | UInt8((v >> 6) & 0x3F))
+            out.append(0x80 | UInt8(v & 0x3F))
+        } else {
+            out.append(0xF0 | UInt8(v >> 18))
+            out.append(0x80 | UInt8((v >> 12) & 0x3F))
+            out.append(0x80 | UInt8((v >> 6) & 0x3F))
+            out.append(0x80 | UInt8(v & 0x3F))
         }
     }
 
