@@ -101,7 +101,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
             fail(e, extended: extended, transform: nil)
             return
         }
-        if replies.isIdle, let fast = handle.asciiFastPath, text.count <= dispatcher.limits.offloadThreshold,
+        if replies.isIdle, let fast = handle.asciiFastPath, text.count <= dispatcher.limits.asciiInlineLimit,
             ASCIIBytes.isASCII(text)
         {
             writeFastReply(fast, text, extended: extended)

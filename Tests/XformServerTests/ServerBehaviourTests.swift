@@ -189,6 +189,7 @@ struct ServerBehaviourTests {
     func offloadedInput() {
         var limits = ServerLimits()
         limits.offloadThreshold = 8
+        limits.asciiInlineLimit = 8
         let pool = InlineThreadPool()
         let h = Harness(limits: limits)
         let dispatcher = TransformDispatcher(
