@@ -7,10 +7,10 @@ import XformCore
 /// waker or a signalfd. Dispatch is by class method, keyed by a token that carries the fd and a
 /// generation, so an event for a closed fd is never delivered to a newer owner of that number.
 class IOHandler {
-    var fd: Int32
-    var token: UInt64 = 0
-    var interest: UInt32 = 0
-    var registered = false
+    @exclusivity(unchecked) var fd: Int32
+    @exclusivity(unchecked) var token: UInt64 = 0
+    @exclusivity(unchecked) var interest: UInt32 = 0
+    @exclusivity(unchecked) var registered = false
 
     init(fd: Int32) { self.fd = fd }
 
@@ -59,7 +59,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     let eventBytes: UnsafeMutableRawPointer
     let eventSize: Int
 
-    var handlers: [IOHandler?] = []
+    @exclusivity(unchecked) var handlers: [IOHandler?] = []
     var nextGeneration: UInt64 = 1
     var timers = TimerHeap()
     var nextTimerSeq: UInt64 = 0
@@ -69,15 +69,15 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     var timerSeqs: [UInt64] = []
     var freeTimerSlots: [Int32] = []
     /// Connections with output to flush or a close to report; serviced outside protocol calls.
-    var dirty: [TCPConnection] = []
+    @exclusivity(unchecked) var dirty: [TCPConnection] = []
     /// Spare storage swapped with the thread-call queue.
     var threadCallSpare: [@Sendable () -> Void] = []
     var pool: WorkerPool?
     var factoryPorts: [ObjectIdentifier: Int] = [:]
     var shutdownTriggers: [() -> Deferred<Void>] = []
-    var stopRequested = false
-    var triggersStarted = false
-    var readyToExit = false
+    @exclusivity(unchecked) var stopRequested = false
+    @exclusivity(unchecked) var triggersStarted = false
+    @exclusivity(unchecked) var readyToExit = false
     var pendingShutdown: Deferred<DeferredListResult<Void>>?
     var hasShutDown = false
 

@@ -9,34 +9,38 @@ import XformCore
 /// high watermark the protocol hears `writeBufferFull()`; at or below the low watermark after
 /// that, `writeBufferDrained()`. `connectionLost` is reported exactly once, and never from
 /// inside a call the protocol made into the transport.
+///
+/// Its state is marked `@exclusivity(unchecked)`: the connection is confined to the reactor
+/// thread and no access to these properties spans a call that could re-enter, so the runtime
+/// exclusivity checks (a measurable share of the per-request cost) can never fire.
 final class TCPConnection: IOHandler, Transport {
     unowned let reactor: EpollReactor
-    var proto: (any ConnectionProtocol)?
+    @exclusivity(unchecked) var proto: (any ConnectionProtocol)?
     /// Called after `connectionLost` (client connections tell their factory).
     var onLost: ((ConnectionEnd) -> Void)?
 
-    var out: [UInt8] = []
-    var outStart = 0
+    @exclusivity(unchecked) var out: [UInt8] = []
+    @exclusivity(unchecked) var outStart = 0
 
     /// Output above which the protocol hears `writeBufferFull()`.
     public var highWatermark: Int
     /// Output at or below which a full buffer is reported drained.
     public var lowWatermark: Int
 
-    var closed = false
-    var lostDelivered = false
+    @exclusivity(unchecked) var closed = false
+    @exclusivity(unchecked) var lostDelivered = false
     var endReason: ConnectionEnd = .done
-    var pausedByProtocol = false
-    var readEOF = false
-    var writeShutdownRequested = false
-    var writeShut = false
-    var aboveHighWatermark = false
-    var waitingForWritable = false
+    @exclusivity(unchecked) var pausedByProtocol = false
+    @exclusivity(unchecked) var readEOF = false
+    @exclusivity(unchecked) var writeShutdownRequested = false
+    @exclusivity(unchecked) var writeShut = false
+    @exclusivity(unchecked) var aboveHighWatermark = false
+    @exclusivity(unchecked) var waitingForWritable = false
     /// True while this connection is in the reactor's dirty list.
-    var queued = false
+    @exclusivity(unchecked) var queued = false
 
     /// True once ``loseConnection()`` or ``abortConnection()`` was called.
-    public private(set) var disconnecting = false
+    @exclusivity(unchecked) public private(set) var disconnecting = false
     /// The remote endpoint.
     public let peer: SocketAddress
     private var cachedHost: SocketAddress?
