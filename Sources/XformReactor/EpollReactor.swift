@@ -522,7 +522,7 @@ final class WakerHandler: IOHandler {
 
 /// Reads a signalfd and hands each signal number to its handler.
 final class SignalHandler: IOHandler {
-    unowned let reactor: EpollReactor
+    unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
     let handler: (Int32) -> Void
 
     init(fd: Int32, reactor: EpollReactor, handler: @escaping (Int32) -> Void) {

@@ -14,7 +14,7 @@ import XformCore
 /// thread and no access to these properties spans a call that could re-enter, so the runtime
 /// exclusivity checks (a measurable share of the per-request cost) can never fire.
 final class TCPConnection: IOHandler, Transport {
-    unowned let reactor: EpollReactor
+    unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
     @exclusivity(unchecked) var proto: (any ConnectionProtocol)?
     /// Called after `connectionLost` (client connections tell their factory).
     var onLost: ((ConnectionEnd) -> Void)?

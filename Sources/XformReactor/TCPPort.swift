@@ -5,7 +5,7 @@ import XformCore
 /// A listening TCP socket: accepts with `accept4` until `EAGAIN` (bounded per readiness event)
 /// and hands each connection to its factory's protocol.
 final class TCPPort: IOHandler, ListeningPort {
-    unowned let reactor: EpollReactor
+    unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
     let factory: any ServerFactory
     let address: SocketAddress
     var listening = true
@@ -92,7 +92,7 @@ final class TCPConnector: IOHandler, Connector {
         case finished
     }
 
-    unowned let reactor: EpollReactor
+    unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
     let factory: any ClientFactory
     var addresses: [RawAddress]
     var nextAddress = 0

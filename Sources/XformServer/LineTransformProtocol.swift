@@ -110,11 +110,8 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
             fail(.shuttingDown, transform: nil)
             return
         }
-        let handle: TransformHandle
-        switch dispatcher.resolve(name) {
-        case .success(let h): handle = h
-        case .failure(let e):
-            fail(e, transform: nil)
+        guard let handle = dispatcher.lookup(name, cached: nil) else {
+            fail(dispatcher.unknownTransformError(name), transform: nil)
             return
         }
         let render: ([UInt8]) -> [UInt8] = block ? { Self.blockReply($0) } : { Self.lineReply($0) }

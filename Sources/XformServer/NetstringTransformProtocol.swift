@@ -94,11 +94,8 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
             fail(.shuttingDown, extended: extended, transform: nil)
             return
         }
-        let handle: TransformHandle
-        switch dispatcher.resolve(name) {
-        case .success(let h): handle = h
-        case .failure(let e):
-            fail(e, extended: extended, transform: nil)
+        guard let handle = dispatcher.lookup(name, cached: lastHandle) else {
+            fail(dispatcher.unknownTransformError(name), extended: extended, transform: nil)
             return
         }
         if replies.isIdle, let fast = handle.asciiFastPath, text.count <= dispatcher.limits.asciiInlineLimit,

@@ -87,10 +87,21 @@ public final class TransformHandle {
     /// The transform's description.
     public let transform: Transform
     let nameBytes: [UInt8]
+    /// False once the transform was unregistered: a handle a caller kept (to skip lookups)
+    /// must then stop working, or the guarded dispatch would leak.
+    public internal(set) var isRegistered = true
 
     init(_ transform: Transform) {
         self.transform = transform
         self.nameBytes = Array(transform.name.utf8)
+    }
+
+    /// True when `name` is this transform's name, byte for byte. With ``isRegistered``, lets a
+    /// server that keeps the last handle it used skip the registry on repeated requests.
+    @inline(__always)
+    public func matches(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard name.count == nameBytes.count, let base = name.baseAddress else { return false }
+        return nameBytes.withUnsafeBytes { memcmpEqual($0.baseAddress!, base, name.count) }
     }
 
     /// The registered name.
