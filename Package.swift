@@ -48,7 +48,7 @@ let package = Package(
             dependencies: ["XformClient", "XformReactor", "XformDaemon"]),
         .executableTarget(
             name: "xform-bench",
-            dependencies: ["XformCore", "XformReactor"]),
+            dependencies: ["XformCore", "XformReactor", "XformFraming"]),
 
         .testTarget(name: "XformCoreTests", dependencies: ["XformCore", "XformTesting"]),
         .testTarget(name: "XformReactorTests", dependencies: ["XformReactor", "XformCore", "XformTesting"]),
