@@ -78,15 +78,31 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             return
         }
         if transport?.disconnecting ?? false { return }
-        if s.pointee.paused || s.pointee.readIndex < s.pointee.buffer.count {
+        if s.pointee.paused {
             s.pointee.buffer.append(contentsOf: chunk)
             drain(sink, transport: transport)
             return
         }
+        var pos = 0
+        if s.pointee.readIndex < s.pointee.buffer.count {
+            // A partial frame is buffered: complete it from the buffer, then go back to parsing
+            // the rest of the chunk in place (else a stream whose reads end mid-frame would never
+            // leave the buffered path).
+            let oldEnd = s.pointee.buffer.count
+            s.pointee.buffer.append(contentsOf: chunk)
+            switch completeBufferedFrame(sink, transport: transport, oldEnd: oldEnd) {
+            case .stopped:
+                return
+            case .continueBuffered:
+                drain(sink, transport: transport)
+                return
+            case .resumeChunk(let offset):
+                pos = offset
+            }
+        }
         // Fast path: parse the chunk in place. The parser is worked on as a local copy: nothing
         // a frame handler can do reaches it while `busy` is set.
         s.pointee.busy = true
-        var pos = 0
         var p = s.pointee.parser
         parsing: while true {
             switch p.step(chunk, from: pos) {
@@ -118,9 +134,51 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             s.pointee.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[pos...]))
         }
         s.pointee.busy = false
-        if !s.pointee.reentrant.isEmpty || s.pointee.readIndex < s.pointee.buffer.count || s.pointee.eof {
+        if !s.pointee.reentrant.isEmpty || s.pointee.paused || s.pointee.eof {
             drain(sink, transport: transport)
         }
+    }
+
+    private enum BufferedOutcome {
+        case stopped
+        case continueBuffered
+        case resumeChunk(Int)
+    }
+
+    /// Delivers the frame completed by the chunk just appended at `oldEnd`, if it is complete.
+    /// Returns where in the chunk the fast path can go on, or that the buffered path must.
+    private func completeBufferedFrame<S: FrameSink>(_ sink: S, transport: (any Transport)?, oldEnd: Int)
+        -> BufferedOutcome where S.Failure == Parser.Failure
+    {
+        s.pointee.busy = true
+        let start = s.pointee.readIndex
+        let delivered: Bool = s.pointee.buffer.withUnsafeBytes { raw in
+            switch s.pointee.parser.step(raw, from: start) {
+            case .frame(let range, let next):
+                s.pointee.readIndex = next
+                sink.deliverFrame(UnsafeRawBufferPointer(rebasing: raw[range]))
+                return true
+            case .needMore(let keep):
+                s.pointee.readIndex = keep
+                return false
+            case .failed:
+                // The parser did not move: `drain` meets the same failure again and handles it.
+                return false
+            }
+        }
+        s.pointee.busy = false
+        if !delivered { return .continueBuffered }
+        if s.pointee.halted || (transport?.disconnecting ?? false) {
+            halt()
+            return .stopped
+        }
+        let next = s.pointee.readIndex
+        if s.pointee.paused || !s.pointee.reentrant.isEmpty || next < oldEnd {
+            return .continueBuffered
+        }
+        s.pointee.buffer.removeAll(keepingCapacity: s.pointee.buffer.capacity <= 65_536)
+        s.pointee.readIndex = 0
+        return .resumeChunk(next - oldEnd)
     }
 
     func pause() {
