@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "xform", dependencies: ["XformCommands"]),
         .executableTarget(
             name: "xform-bench",
-            dependencies: ["XformCore", "XformReactor", "XformServer", "XformTransforms"]),
+            dependencies: ["XformCore", "XformReactor", "XformFraming", "XformServer", "XformTransforms"]),
 
         .testTarget(name: "XformCoreTests", dependencies: ["XformCore", "XformTesting"]),
         .testTarget(name: "XformReactorTests", dependencies: ["XformReactor", "XformCore", "XformTesting"]),

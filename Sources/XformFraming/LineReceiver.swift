@@ -81,7 +81,7 @@ open class LineReceiver: BaseProtocol {
 
     /// Delivers the lines buffered while paused, at once, then goes on as usual.
     public func resumeDelivery() {
-        engine.resume(sink: self)
+        engine.resume(sink: self, transport: transport)
     }
 
     /// True while ``pauseDelivery()`` is in force.
@@ -91,12 +91,12 @@ open class LineReceiver: BaseProtocol {
     public var bufferedByteCount: Int { engine.bufferedByteCount }
 
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
-        engine.receive(data, sink: self)
+        engine.receive(data, sink: self, transport: transport)
     }
 
     /// Delivers what is left, then calls ``inputEnded()``. Override ``inputEnded()`` instead.
     open override func readConnectionLost() {
-        engine.endOfInput(sink: self)
+        engine.endOfInput(sink: self, transport: transport)
     }
 
     open override func writeBufferFull() {
@@ -130,10 +130,6 @@ extension LineReceiver: FrameSink {
     func handleFailure(_ failure: LineError) -> Bool {
         lineLengthExceeded()
         return true
-    }
-
-    var deliveryStopped: Bool {
-        transport?.disconnecting ?? false
     }
 
     func inputEnded(leftover: UnsafeRawBufferPointer, midFrame: Bool) {

@@ -71,7 +71,7 @@ open class NetstringReceiver: BaseProtocol {
 
     /// Delivers the netstrings buffered while paused, at once, then goes on as usual.
     public func resumeDelivery() {
-        engine.resume(sink: self)
+        engine.resume(sink: self, transport: transport)
     }
 
     /// True while ``pauseDelivery()`` is in force.
@@ -81,12 +81,12 @@ open class NetstringReceiver: BaseProtocol {
     public var bufferedByteCount: Int { engine.bufferedByteCount }
 
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
-        engine.receive(data, sink: self)
+        engine.receive(data, sink: self, transport: transport)
     }
 
     /// Delivers what is left, then calls ``inputEnded()``. Override ``inputEnded()`` instead.
     open override func readConnectionLost() {
-        engine.endOfInput(sink: self)
+        engine.endOfInput(sink: self, transport: transport)
     }
 
     open override func writeBufferFull() {
@@ -122,10 +122,6 @@ extension NetstringReceiver: FrameSink {
     func handleFailure(_ failure: NetstringError) -> Bool {
         framingError(failure)
         return false
-    }
-
-    var deliveryStopped: Bool {
-        transport?.disconnecting ?? false
     }
 
     func inputEnded(leftover: UnsafeRawBufferPointer, midFrame: Bool) {

@@ -1,8 +1,9 @@
 // xform-bench: benchmarks, never tests. Each subcommand prints its figures.
-//   deferred    cost per callback of long Deferred chains
-//   timers      delayed-call and callFromThread throughput of the epoll reactor
-//   transforms  transform throughput: ASCII fast paths against the String paths
-//   serve P     the bare transform server on 127.0.0.1:P, for load generators and profilers
+//   deferred      cost per callback of long Deferred chains
+//   timers        delayed-call and callFromThread throughput of the epoll reactor
+//   transforms    transform throughput: ASCII fast paths against the String paths
+//   framing [F]   netstring and line receiver costs per frame (F filters scenarios)
+//   serve P [L]   the bare transform server on 127.0.0.1:P, for load generators and profilers
 let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "deferred":
@@ -11,8 +12,10 @@ case "timers":
     runReactorBench()
 case "transforms":
     TransformBench.run()
+case "framing":
+    runFramingBench(only: args.dropFirst().first)
 case "serve":
     runServe(Array(args.dropFirst()))
 default:
-    print("usage: xform-bench deferred | timers | transforms | serve PORT [LINEPORT]")
+    print("usage: xform-bench deferred | timers | transforms | framing [FILTER] | serve PORT [LINEPORT]")
 }

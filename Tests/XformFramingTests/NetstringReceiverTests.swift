@@ -121,6 +121,23 @@ struct NetstringReceiverTests {
         #expect(p.received == [bytes("hello"), bytes("world"), bytes("pay")])
     }
 
+    @Test("After a frame completed from the buffer, the rest of the chunk is parsed in place again")
+    func backToZeroCopyAfterSplitFrame() {
+        let (p, _) = connectedNetstring()
+        p.dataReceived(bytes("5:hel"))
+        let second = bytes("lo,5:world,2:ab,")
+        second.withUnsafeBytes { chunk in
+            p.dataReceived(chunk)
+            let lo = chunk.baseAddress!
+            #expect(p.addresses.count == 3)
+            // "hello" came from the buffer; "world" and "ab" from the chunk itself.
+            #expect(!(p.addresses[0]! >= lo && p.addresses[0]! < lo + chunk.count))
+            for a in p.addresses.dropFirst() { #expect(a! >= lo && a! < lo + chunk.count) }
+        }
+        #expect(p.received == [bytes("hello"), bytes("world"), bytes("ab")])
+        #expect(p.bufferedByteCount == 0)
+    }
+
     @Test("The zero-copy and buffered paths deliver the same frames under any chunking")
     func sameFramesEveryChunking() {
         var stream: [UInt8] = []
