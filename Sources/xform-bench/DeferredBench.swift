@@ -3,7 +3,14 @@ import XformCore
 /// Measures the cost per callback of long Deferred chains and prints the median over several
 /// repetitions: `add then fire` (callbacks queued, then run by one `callback`) and `fire then
 /// add` (each `addCallback` runs at once).
-func runDeferredBench(chainLength: Int = 1_000_000, repetitions: Int = 7) {
+///
+/// Optional arguments after `deferred`: chain length, repetitions, and a case-name filter, e.g.
+/// `xform-bench deferred 100000 1 fire` (handy under `valgrind --tool=callgrind`).
+func runDeferredBench() {
+    let extra = Array(CommandLine.arguments.dropFirst(2))
+    let chainLength = extra.count > 0 ? Int(extra[0]) ?? 1_000_000 : 1_000_000
+    let repetitions = extra.count > 1 ? Int(extra[1]) ?? 7 : 7
+    let filter = extra.count > 2 ? extra[2] : nil
     let clock = ContinuousClock()
     func nsPerCallback(_ body: () -> Void) -> Double {
         let elapsed = clock.measure(body)
@@ -46,7 +53,7 @@ func runDeferredBench(chainLength: Int = 1_000_000, repetitions: Int = 7) {
         }),
     ]
     print("Deferred chain benchmark: \(chainLength) callbacks, \(repetitions) repetitions, median")
-    for (name, body) in cases {
+    for (name, body) in cases where filter.map({ name.contains($0) }) ?? true {
         let runs = (0..<repetitions).map { _ in nsPerCallback(body) }
         // The nested case builds a tenth as many levels; scale to ns per level.
         let scale = name.hasPrefix("nested") ? 10.0 : 1.0
