@@ -29,12 +29,14 @@ public final class Deferred<Value> {
         case value((Value) throws -> Value)
         /// `addCallback` returning a Deferred; a failure passes by.
         case chain((Value) throws -> Deferred<Value>)
-        case callbacks(((Value) throws -> Outcome<Value>)?, ((any Error) throws -> Outcome<Value>)?)
+        /// The general pair (boxed: it is the larger payload, and keeping it out of line keeps the
+        /// common steps small).
+        indirect case callbacks(((Value) throws -> Outcome<Value>)?, ((any Error) throws -> Outcome<Value>)?)
         /// Continues an outer Deferred of the same type that waits on this one (see `waitOn`).
         case resume(Deferred<Value>)
         /// Hands the current result to another Deferred (a derived one of another type, or an
         /// observer) and continues that Deferred's chain from the same loop.
-        case forward(any _ChainLink, (Result<Value, any Error>) -> Void)
+        indirect case forward(any _ChainLink, (Result<Value, any Error>) -> Void)
     }
 
     /// What running one Deferred's steps ended with.
@@ -48,19 +50,29 @@ public final class Deferred<Value> {
         case other(any _ChainLink)
     }
 
-    @usableFromInline var result: Result<Value, any Error>?
-    @usableFromInline var steps: [Step] = []
-    @usableFromInline var stepIndex = 0
-    @usableFromInline var pauseCount = 0
-    @usableFromInline var running = false
-    @usableFromInline var suppressAlreadyCalled = false
+    // `@exclusivity(unchecked)`: these properties are read and written only in short accesses that
+    // never stay open across a call out to user code (callbacks run between accesses, and steps
+    // are released only after they left `steps`, see `compactSteps`), so the dynamic exclusivity
+    // checks could never find a conflict; they cost more than running a callback.
+    @exclusivity(unchecked) @usableFromInline var result: Result<Value, any Error>?
+    @exclusivity(unchecked) @usableFromInline var steps: [Step] = []
+    @exclusivity(unchecked) @usableFromInline var stepIndex = 0
+    @exclusivity(unchecked) @usableFromInline var pauseCount = 0
+    @exclusivity(unchecked) @usableFromInline var running = false
+    @exclusivity(unchecked) @usableFromInline var suppressAlreadyCalled = false
     /// The inner Deferred this one waits on; cancel is forwarded to it.
     /// Weak: the inner Deferred is kept alive by whoever will fire it; a strong reference here
     /// would make a retain cycle with the inner Deferred's continuation step.
     @usableFromInline weak var chainedTo: (any _Cancellable)?
-    @usableFromInline var canceller: Canceller?
+    /// True when `chainedTo` was set since the chain last ran (saves clearing a weak reference
+    /// on every run).
+    @exclusivity(unchecked) @usableFromInline var mayBeChained = false
+    /// True once a step handing results to another Deferred was added: only then does deinit
+    /// need to release the steps iteratively.
+    @exclusivity(unchecked) @usableFromInline var holdsLinks = false
+    @exclusivity(unchecked) @usableFromInline var canceller: Canceller?
     /// Set when the failure result was passed on to another Deferred, which is now responsible.
-    @usableFromInline var failureHandedOff = false
+    @exclusivity(unchecked) @usableFromInline var failureHandedOff = false
     @usableFromInline let creationFile: StaticString
     @usableFromInline let creationLine: UInt
 
@@ -83,7 +95,7 @@ public final class Deferred<Value> {
             DeferredDiagnostics.report(
                 UnhandledError(error: error, file: creationFile.description, line: creationLine))
         }
-        if !steps.isEmpty { _releaseStepsIteratively(takeLinks()) }
+        if holdsLinks { _releaseStepsIteratively(takeLinks()) }
     }
 
     /// True once ``callback(_:)`` or ``errback(_:)`` has been called.
@@ -265,6 +277,7 @@ public final class Deferred<Value> {
         file: StaticString, line: UInt, _ transform: @escaping (Result<Value, any Error>) -> Outcome<New>
     ) -> Deferred<New> {
         let derived = Deferred<New>(canceller: { [weak self] _ in self?.cancel() }, file: file, line: line)
+        holdsLinks = true
         append(.forward(derived, { [unowned derived] outcome in derived.receive(transform(outcome)) }))
         return derived
     }
@@ -372,7 +385,10 @@ public final class Deferred<Value> {
     /// next.
     @inlinable
     func advance() -> Handoff {
-        chainedTo = nil
+        if mayBeChained {
+            chainedTo = nil
+            mayBeChained = false
+        }
         while stepIndex < steps.count {
             let step = steps[stepIndex]
             stepIndex += 1
@@ -471,24 +487,38 @@ public final class Deferred<Value> {
     func waitOn(_ inner: Deferred<Value>) {
         pauseCount += 1
         chainedTo = inner
+        mayBeChained = true
         if result == nil {
             // A derived Deferred waiting on a Deferred returned by flatMap: mark it fired.
             result = .failure(DeferredChainError.waiting)
             failureHandedOff = true
         }
+        inner.holdsLinks = true
         inner.steps.append(.resume(self))
         // The inner Deferred may already hold a result while paused; nothing runs until it is
         // unpaused, which then reaches the marker above.
     }
 
+    /// Drops the steps already run. The dropped steps are released only after they left
+    /// `steps`, so whatever their release runs (deinits) finds this Deferred consistent.
     @inlinable
     func compactSteps() {
-        if stepIndex > 32, stepIndex * 2 > steps.count {
-            steps.removeFirst(stepIndex)
+        if stepIndex == steps.count {
+            var done: [Step] = []
+            swap(&done, &steps)
             stepIndex = 0
-        } else if stepIndex == steps.count {
-            steps.removeAll(keepingCapacity: true)
+            if done.count == 1 {
+                _ = done.removeLast()
+            } else {
+                done.removeAll(keepingCapacity: true)
+            }
+            // Reuse the storage unless a release added steps meanwhile.
+            if steps.isEmpty { steps = done }
+        } else if stepIndex > 32, stepIndex * 2 > steps.count {
+            let done = steps
+            steps = Array(done[stepIndex...])
             stepIndex = 0
+            _ = consume done
         }
     }
 

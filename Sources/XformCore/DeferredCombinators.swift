@@ -63,6 +63,7 @@ extension Deferred {
     /// Observes the result without changing it; with `consume`, a failure counts as handled.
     func observe(consume: Bool, _ observer: @escaping (Result<Value, any Error>) -> Void) {
         if consume {
+            holdsLinks = true
             append(.forward(ObserverLink.shared, observer))
         } else {
             addObserver(observer)
