@@ -95,7 +95,7 @@ public final class Deferred<Value> {
             DeferredDiagnostics.report(
                 UnhandledError(error: error, file: creationFile.description, line: creationLine))
         }
-        if holdsLinks { _releaseStepsIteratively(takeLinks()) }
+        if holdsLinks { releaseLinksIteratively() }
     }
 
     /// True once ``callback(_:)`` or ``errback(_:)`` has been called.
@@ -522,19 +522,46 @@ public final class Deferred<Value> {
         }
     }
 
-    /// Empties the steps and returns the Deferreds they hand results to, for an iterative release.
-    func takeLinks() -> [any _ChainLink] {
-        var links: [any _ChainLink] = []
-        for step in steps {
-            switch step {
-            case .resume(let outer): links.append(outer)
-            case .forward(let target, _): links.append(target)
+    /// Releases the Deferreds this one's steps hand results to, one at a time: a Deferred of this
+    /// type held only by the steps gives up its own links first, so a long chain of unfired
+    /// derived or waiting Deferreds is torn down by this loop instead of by recursive deinits that
+    /// would overflow the stack. Links of other types are released normally after the loop (each
+    /// tears down its own same-type run the same way), so recursion is bounded by type changes.
+    func releaseLinksIteratively() {
+        var pending: [Deferred<Value>] = []
+        var others: [any _ChainLink] = []
+        moveLinks(into: &pending, others: &others)
+        while !pending.isEmpty {
+            // Uniqueness is checked on a typed reference: through AnyObject or an opened
+            // existential it reads as shared.
+            var link = pending.removeLast()
+            if isKnownUniquelyReferenced(&link) {
+                link.moveLinks(into: &pending, others: &others)
+            }
+            // `link` is released here; its steps are already empty when it was held only here.
+        }
+    }
+
+    /// Empties the steps, moving the Deferreds they hand results to onto `pending` (this type,
+    /// first step's link on top: the order recursive release would follow) or `others`.
+    func moveLinks(into pending: inout [Deferred<Value>], others: inout [any _ChainLink]) {
+        var taken: [Step] = []
+        swap(&taken, &steps)
+        stepIndex = 0
+        // Popped from the end, so the first step's link is pushed last; each step is destroyed
+        // before the next is popped, leaving `pending` the only holder of a link nobody else has.
+        while !taken.isEmpty {
+            switch taken.removeLast() {
+            case .resume(let outer): pending.append(outer)
+            case .forward(let target, _):
+                if let same = target as? Deferred<Value> {
+                    pending.append(same)
+                } else {
+                    others.append(target)
+                }
             case .value, .chain, .callbacks: break
             }
         }
-        steps = []
-        stepIndex = 0
-        return links
     }
 }
 
@@ -553,8 +580,6 @@ protocol _ChainLink: AnyObject {
     /// Runs callbacks until done (returns nil) or until a result was handed to another link,
     /// which is returned to run next.
     func _advanceLink() -> (any _ChainLink)?
-    /// Empties the steps and returns the links they hand results to (see `takeLinks`).
-    func _takeLinks() -> [any _ChainLink]
 }
 
 /// Runs a chain of links of mixed types, iteratively: the last link runs until it is done (then
@@ -568,21 +593,6 @@ func _runChain(_ chain: inout [any _ChainLink]) {
         } else {
             chain.removeLast()
         }
-    }
-}
-
-/// Releases Deferreds that a deinitialised Deferred's steps held, one at a time: a Deferred held
-/// only here gives up its own links first, so a long chain of unfired derived Deferreds is torn
-/// down by this loop instead of by recursive deinits that would overflow the stack.
-func _releaseStepsIteratively(_ links: [any _ChainLink]) {
-    // A stack, children pushed in reverse: the same order (depth first, in step order) in which
-    // recursive release would deinitialise them, so unhandled failures are reported in that order.
-    var pending = Array(links.reversed())
-    while var link = pending.popLast() {
-        if isKnownUniquelyReferenced(&link) {
-            pending.append(contentsOf: link._takeLinks().reversed())
-        }
-        // `link` is released here; its steps are already empty when it was held only here.
     }
 }
 
@@ -610,8 +620,6 @@ extension Deferred: _ChainLink {
         }
     }
 
-    @usableFromInline
-    func _takeLinks() -> [any _ChainLink] { takeLinks() }
 }
 
 /// Internal placeholders: never seen by callbacks.

@@ -56,7 +56,6 @@ final class ObserverLink: _ChainLink, Sendable {
     static let shared = ObserverLink()
     var _isPaused: Bool { true }
     func _advanceLink() -> (any _ChainLink)? { nil }
-    func _takeLinks() -> [any _ChainLink] { [] }
 }
 
 extension Deferred {

@@ -51,12 +51,25 @@ func runDeferredBench() {
             try? current.callback(1)
             root.addCallback { sink &+= $0; return $0 }
         }),
+        // Unlike the case above (where only the root and the last level fire, so nothing resumes),
+        // every level fires and waits on the next; firing the last resumes them all.
+        ("resumed nested inner Deferreds (per level)", {
+            let levels = chainLength / 10
+            let ds = (0..<levels).map { _ in Deferred<Int>() }
+            for i in 0..<(levels - 1) {
+                let next = ds[i + 1]
+                ds[i].addCallback { _ in next }
+                try? ds[i].callback(i)
+            }
+            try? ds[levels - 1].callback(1)
+            ds[0].addCallback { sink &+= $0; return $0 }
+        }),
     ]
     print("Deferred chain benchmark: \(chainLength) callbacks, \(repetitions) repetitions, median")
     for (name, body) in cases where filter.map({ name.contains($0) }) ?? true {
         let runs = (0..<repetitions).map { _ in nsPerCallback(body) }
         // The nested case builds a tenth as many levels; scale to ns per level.
-        let scale = name.hasPrefix("nested") ? 10.0 : 1.0
+        let scale = name.contains("nested") ? 10.0 : 1.0
         let m = median(runs) * scale
         let line = "  \(name): \(formatted(m)) ns/callback (min \(formatted(runs.min()! * scale)))"
         print(line)

@@ -124,7 +124,7 @@ struct DeferredPerformanceShapeTests {
         var r: Deferred<Int>? = Deferred<Int>()
         var d: Deferred<Int>? = r
         for _ in 0..<100_000 { d = d!.map { $0 } }
-        weak var last = d
+        weak let last = d
         d = nil
         #expect(last != nil)  // the source's chain holds it
         r = nil
@@ -139,7 +139,7 @@ struct DeferredPerformanceShapeTests {
             ds[i].addCallback { _ in next }
             try ds[i].callback(i)
         }
-        weak var first = ds[0]
+        weak let first = ds[0]
         ds.removeAll()
         #expect(first == nil)
     }
