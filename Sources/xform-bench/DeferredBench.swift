@@ -53,7 +53,7 @@ func runDeferredBench() {
         }),
         // Unlike the case above (where only the root and the last level fire, so nothing resumes),
         // every level fires and waits on the next; firing the last resumes them all.
-        ("resumed nested inner Deferreds (per level)", {
+        ("nested inner Deferreds, every level resumed (per level)", {
             let levels = chainLength / 10
             let ds = (0..<levels).map { _ in Deferred<Int>() }
             for i in 0..<(levels - 1) {
