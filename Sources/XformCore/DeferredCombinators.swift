@@ -1,4 +1,5 @@
 /// Returns a Deferred already fired with `value` (Twisted's `succeed`).
+@inlinable
 public func succeed<Value>(_ value: Value, file: StaticString = #fileID, line: UInt = #line) -> Deferred<Value> {
     let d = Deferred<Value>(file: file, line: line)
     d.result = .success(value)
@@ -6,6 +7,7 @@ public func succeed<Value>(_ value: Value, file: StaticString = #fileID, line: U
 }
 
 /// Returns a Deferred already failed with `error` (Twisted's `fail`).
+@inlinable
 public func fail<Value>(
     _ error: any Error, as: Value.Type = Value.self, file: StaticString = #fileID, line: UInt = #line
 ) -> Deferred<Value> {
@@ -53,13 +55,14 @@ public enum DeferredListResult<Value> {
 final class ObserverLink: _ChainLink, Sendable {
     static let shared = ObserverLink()
     var _isPaused: Bool { true }
-    func _advance(_ chain: inout [any _ChainLink]) -> Bool { true }
+    func _advanceLink() -> (any _ChainLink)? { nil }
 }
 
 extension Deferred {
     /// Observes the result without changing it; with `consume`, a failure counts as handled.
     func observe(consume: Bool, _ observer: @escaping (Result<Value, any Error>) -> Void) {
         if consume {
+            holdsLinks = true
             append(.forward(ObserverLink.shared, observer))
         } else {
             addObserver(observer)
