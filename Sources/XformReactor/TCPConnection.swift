@@ -19,8 +19,7 @@ final class TCPConnection: IOHandler, Transport {
     /// Called after `connectionLost` (client connections tell their factory).
     var onLost: ((ConnectionEnd) -> Void)?
 
-    @exclusivity(unchecked) var out: [UInt8] = []
-    @exclusivity(unchecked) var outStart = 0
+    @exclusivity(unchecked) var out = OutputBuffer()
 
     /// Output above which the protocol hears `writeBufferFull()`.
     public var highWatermark: Int
@@ -53,6 +52,8 @@ final class TCPConnection: IOHandler, Transport {
         super.init(fd: fd)
     }
 
+    deinit { out.deallocate() }
+
     /// The local endpoint.
     public var host: SocketAddress {
         if let cachedHost { return cachedHost }
@@ -62,7 +63,7 @@ final class TCPConnection: IOHandler, Transport {
     }
 
     /// Bytes queued and not yet taken by the kernel.
-    public var bufferedByteCount: Int { out.count - outStart }
+    public var bufferedByteCount: Int { out.count }
 
     /// Attaches `proto`, registers with epoll and calls `makeConnection`.
     func start(_ proto: any ConnectionProtocol) {
@@ -79,7 +80,7 @@ final class TCPConnection: IOHandler, Transport {
     /// connection is closed or its write side was shut down.
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, !writeShutdownRequested, !bytes.isEmpty else { return }
-        out.append(contentsOf: bytes)
+        out.append(bytes)
         markDirty()
         if !aboveHighWatermark && bufferedByteCount > highWatermark {
             aboveHighWatermark = true
@@ -215,11 +216,9 @@ final class TCPConnection: IOHandler, Transport {
     func flushOutput() {
         while bufferedByteCount > 0 {
             let remaining = bufferedByteCount
-            let n = out.withUnsafeBytes { p in
-                send(fd, p.baseAddress! + outStart, remaining, CXF_MSG_NOSIGNAL)
-            }
+            let n = send(fd, out.bytes.baseAddress!, remaining, CXF_MSG_NOSIGNAL)
             if n >= 0 {
-                outStart += n
+                out.consume(n)
                 if n < remaining {
                     setWaitingForWritable(true)
                     break
@@ -236,12 +235,7 @@ final class TCPConnection: IOHandler, Transport {
             }
         }
         if bufferedByteCount == 0 {
-            out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
-            outStart = 0
             setWaitingForWritable(false)
-        } else if outStart >= 64 * 1024 && outStart * 2 >= out.count {
-            out.removeFirst(outStart)
-            outStart = 0
         }
         if aboveHighWatermark && bufferedByteCount <= lowWatermark {
             aboveHighWatermark = false
@@ -263,8 +257,7 @@ final class TCPConnection: IOHandler, Transport {
         if cachedHost == nil { cachedHost = RawAddress.local(of: fd)?.socketAddress }
         reactor.unregister(self)
         closeFD(fd)
-        out = []
-        outStart = 0
+        out.deallocate()
         markDirty()
     }
 

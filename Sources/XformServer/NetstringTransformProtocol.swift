@@ -1,3 +1,4 @@
+import Glibc
 import XformCore
 import XformFraming
 import XformTransforms
@@ -84,7 +85,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     }
 
     func handleTransform(_ request: UnsafeRawBufferPointer, extended: Bool) {
-        guard let dot = request.firstIndex(of: UInt8(ascii: ".")) else {
+        guard let dot = Self.firstDot(request) else {
             fail(.badRequest("the request has no '.' after the name"), extended: extended, transform: nil)
             return
         }
@@ -119,6 +120,16 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
                 deferred, transform: handle.name, render: { Self.frame($0, extended: extended) },
                 renderError: renderError)
         }
+    }
+
+    /// The index of the first `.`, found with `memchr` (the generic `firstIndex(of:)` costs
+    /// about a hundred instructions per request more).
+    @inline(__always)
+    static func firstDot(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard let base = bytes.baseAddress, let hit = memchr(base, Int32(UInt8(ascii: ".")), bytes.count) else {
+            return nil
+        }
+        return UnsafeRawPointer(hit) - base
     }
 
     @inline(__always)

@@ -26,7 +26,7 @@ public final class TransformDispatcher {
     /// The reactor's clock.
     public let clock: any ReactorTime
     /// True once ``beginShutdown()`` was called.
-    public private(set) var shuttingDown = false
+    @exclusivity(unchecked) public private(set) var shuttingDown = false
 
     var connections: [ObjectIdentifier: any DrainableConnection] = [:]
     var drainWaiters: [Deferred<Void>] = []

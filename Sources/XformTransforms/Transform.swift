@@ -89,7 +89,8 @@ public final class TransformHandle {
     let nameBytes: [UInt8]
     /// False once the transform was unregistered: a handle a caller kept (to skip lookups)
     /// must then stop working, or the guarded dispatch would leak.
-    public internal(set) var isRegistered = true
+    /// (Read on every request: no runtime exclusivity check; handles live on the reactor thread.)
+    @exclusivity(unchecked) public internal(set) var isRegistered = true
 
     init(_ transform: Transform) {
         self.transform = transform

@@ -1,0 +1,68 @@
+import Glibc
+
+/// A connection's unsent output: bytes appended at the end, taken from the front by `send(2)`.
+///
+/// Raw memory rather than `[UInt8]`: appending is a `memcpy` with no reference counting or
+/// uniqueness checks, and consuming moves an index (the space is reused once the queue drains).
+/// Owned by one connection, on the reactor thread; ``deallocate()`` must be called once.
+struct OutputBuffer {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var start = 0
+    private var end = 0
+
+    /// Bytes queued.
+    var count: Int { end - start }
+
+    /// The queued bytes (valid until the next mutation).
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base.map { $0 + start }, count: end - start) }
+
+    /// Queues a copy of `data`.
+    mutating func append(_ data: UnsafeRawBufferPointer) {
+        let n = data.count
+        guard n > 0, let source = data.baseAddress else { return }
+        if end + n > capacity { makeRoom(for: n) }
+        memcpy(base! + end, source, n)
+        end += n
+    }
+
+    /// Drops the first `n` queued bytes (they were sent).
+    mutating func consume(_ n: Int) {
+        start += n
+        if start == end {
+            start = 0
+            end = 0
+            // Give back a buffer a burst made huge; keep the usual few KiB for the next reply.
+            if capacity > 1 << 20 { freeStorage() }
+        }
+    }
+
+    /// Frees the memory; the buffer is empty afterwards.
+    mutating func deallocate() { freeStorage() }
+
+    private mutating func freeStorage() {
+        base?.deallocate()
+        base = nil
+        capacity = 0
+        start = 0
+        end = 0
+    }
+
+    private mutating func makeRoom(for n: Int) {
+        let live = end - start
+        if start > 0, live + n <= capacity, start >= live {
+            // Enough room once the sent prefix is reclaimed: slide the live bytes down.
+            memmove(base!, base! + start, live)
+        } else {
+            var newCapacity = max(capacity * 2, 4096)
+            while newCapacity < live + n { newCapacity *= 2 }
+            let fresh = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            if live > 0 { memcpy(fresh, base! + start, live) }
+            base?.deallocate()
+            base = fresh
+            capacity = newCapacity
+        }
+        start = 0
+        end = live
+    }
+}
