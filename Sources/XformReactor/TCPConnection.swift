@@ -254,7 +254,6 @@ final class TCPConnection: IOHandler, Transport {
         guard !closed else { return }
         closed = true
         endReason = reason
-        if cachedHost == nil { cachedHost = RawAddress.local(of: fd)?.socketAddress }
         reactor.unregister(self)
         closeFD(fd)
         out.deallocate()

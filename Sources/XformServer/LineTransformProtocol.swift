@@ -22,12 +22,13 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     let replies: ReplyPipeline
     var block: Block?
     var idle: IdleTimeout?
-    let logger: Logger
+    /// The peer, for log lines (the per-connection log tag is only built when a line is logged).
+    let peer: SocketAddress
 
     /// Creates the protocol for one connection from `peer`.
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
-        self.logger = dispatcher.logger.with(system: "line,\(peer)")
+        self.peer = peer
         self.replies = ReplyPipeline(dispatcher: dispatcher)
         super.init(maxLineLength: dispatcher.limits.maxLineLength)
         replies.owner = self
@@ -39,7 +40,7 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
         if let timeout = dispatcher.limits.idleTimeout {
             idle = IdleTimeout(clock: dispatcher.clock, timeout: timeout) { [weak self] in
                 guard let self else { return }
-                self.logger.debug("idle for \(timeout): closing")
+                self.debug("idle for \(timeout): closing")
                 self.transport?.loseConnection()
             }
         }
@@ -159,9 +160,17 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
         return lines
     }
 
+    /// Logs at debug level under this connection's tag (`line,<peer>`), building nothing when
+    /// debug logging is off: client-triggered failures never cost more than a level check.
+    func debug(_ message: @autoclosure () -> String) {
+        let logger = dispatcher.logger
+        guard logger.isEnabled(.debug) else { return }
+        logger.with(system: "line,\(peer)").debug(message())
+    }
+
     func fail(_ error: WireError, transform: String?) {
         if let transform { dispatcher.stats.count(transform: transform, outcome: error.code) }
-        logger.debug("request failed: \(error)")
+        debug("request failed: \(error)")
         replies.send(Self.errorReply(error))
     }
 

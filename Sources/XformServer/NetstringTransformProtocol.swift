@@ -24,7 +24,8 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     /// An original-form request arrived in the current read: close when its batch is answered.
     @exclusivity(unchecked) var originalInBatch = false
     @exclusivity(unchecked) var idle: IdleTimeout?
-    let logger: Logger
+    /// The peer, for log lines (the per-connection log tag is only built when a line is logged).
+    let peer: SocketAddress
     /// The last transform used and its counters: counting a request costs no hashing.
     @exclusivity(unchecked) var lastHandle: TransformHandle?
     @exclusivity(unchecked) var lastCounters: TransformCounters?
@@ -32,7 +33,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     /// Creates the protocol for one connection from `peer`.
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
-        self.logger = dispatcher.logger.with(system: "netstring,\(peer)")
+        self.peer = peer
         self.replies = ReplyPipeline(dispatcher: dispatcher)
         super.init(maxLength: dispatcher.limits.maxRequestBytes)
         replies.owner = self
@@ -44,7 +45,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
         if let timeout = dispatcher.limits.idleTimeout {
             idle = IdleTimeout(clock: dispatcher.clock, timeout: timeout) { [weak self] in
                 guard let self else { return }
-                self.logger.debug("idle for \(timeout): closing")
+                self.debug("idle for \(timeout): closing")
                 self.transport?.loseConnection()
             }
         }
@@ -201,9 +202,17 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
 
     /// Answers a failed request: a typed error in the extended form; in the original form, the
     /// original's only signal, a close without reply (after the replies owed before it).
+    /// Logs at debug level under this connection's tag (`netstring,<peer>`), building nothing when
+    /// debug logging is off: client-triggered failures never cost more than a level check.
+    func debug(_ message: @autoclosure () -> String) {
+        let logger = dispatcher.logger
+        guard logger.isEnabled(.debug) else { return }
+        logger.with(system: "netstring,\(peer)").debug(message())
+    }
+
     func fail(_ error: WireError, extended: Bool, transform: String?) {
         if let transform { dispatcher.stats.count(transform: transform, outcome: error.code) }
-        logger.debug("request failed: \(error)")
+        debug("request failed: \(error)")
         if extended {
             replies.send(Self.errorFrame(error))
         } else {
@@ -214,7 +223,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     // MARK: Framing errors, EOF, shutdown, loss
 
     public override func framingError(_ error: NetstringError) {
-        logger.debug("malformed netstring: \(error)")
+        debug("malformed netstring: \(error)")
         if extendedSeen {
             let wire: WireError
             switch error {
