@@ -63,6 +63,11 @@ let package = Package(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
-        .testTarget(name: "XformCommandsTests", dependencies: ["XformCommands", "XformTesting"]),
+        .testTarget(
+            name: "XformCommandsTests",
+            dependencies: [
+                "XformCommands", "XformTesting", "XformServer", "XformClient", "XformReactor", "XformTransforms",
+                "XformDaemon",
+            ]),
     ]
 )
