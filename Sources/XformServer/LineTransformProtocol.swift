@@ -6,7 +6,7 @@ import XformTransforms
 /// a person at a netcat prompt. Single-line requests `name text` with backslash escapes, block
 /// requests (`name`, dot-stuffed lines, `.`) for multi-line text, and the commands `help`,
 /// `list`, `stats` and `quit`. Every request gets an `OK` or `ERR` reply, in request order.
-public final class LineTransformProtocol: LineReceiver, DrainableConnection, ReplyPipelineOwner {
+public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
     static let portName = "line"
     static let commands: Set<String> = ["help", "list", "stats", "quit"]
 
@@ -21,7 +21,6 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     let dispatcher: TransformDispatcher
     let replies: ReplyPipeline
     var block: Block?
-    var idle: IdleTimeout?
     /// The peer, for log lines (the per-connection log tag is only built when a line is logged).
     let peer: SocketAddress
 
@@ -29,26 +28,18 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
         self.peer = peer
-        self.replies = ReplyPipeline(dispatcher: dispatcher)
+        self.replies = ReplyPipeline(dispatcher: dispatcher, port: Self.portName)
         super.init(maxLineLength: dispatcher.limits.maxLineLength)
         replies.owner = self
     }
 
     public override func connectionMade() {
         super.connectionMade()
-        dispatcher.register(self, port: Self.portName)
-        if let timeout = dispatcher.limits.idleTimeout {
-            idle = IdleTimeout(clock: dispatcher.clock, timeout: timeout) { [weak self] in
-                guard let self else { return }
-                self.debug("idle for \(timeout): closing")
-                self.transport?.loseConnection()
-            }
-        }
+        replies.connectionMade { [weak self] timeout in self?.debug("idle for \(timeout): closing") }
     }
 
     public override func dataReceived(_ data: UnsafeRawBufferPointer) {
-        dispatcher.stats.bytesIn += data.count
-        idle?.touch()
+        replies.received(data.count)
         super.dataReceived(data)
         replies.finishIfDone()
     }
@@ -239,10 +230,7 @@ public final class LineTransformProtocol: LineReceiver, DrainableConnection, Rep
     }
 
     public override func connectionLost(reason: ConnectionEnd) {
-        idle?.cancel()
-        idle = nil
         replies.connectionLost()
-        dispatcher.unregister(self, port: Self.portName)
         super.connectionLost(reason: reason)
     }
 }

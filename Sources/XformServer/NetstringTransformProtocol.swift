@@ -13,7 +13,7 @@ import XformTransforms
 /// The hot path (an ASCII request to a transform with a byte fast path, nothing waiting) builds
 /// the whole reply netstring in a reused scratch buffer and hands it to the transport in one
 /// write: no allocation, no `String`.
-public final class NetstringTransformProtocol: NetstringReceiver, DrainableConnection, ReplyPipelineOwner {
+public final class NetstringTransformProtocol: NetstringReceiver, ReplyPipelineOwner {
     static let portName = "netstring"
 
     let dispatcher: TransformDispatcher
@@ -23,7 +23,6 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     @exclusivity(unchecked) var extendedSeen = false
     /// An original-form request arrived in the current read: close when its batch is answered.
     @exclusivity(unchecked) var originalInBatch = false
-    @exclusivity(unchecked) var idle: IdleTimeout?
     /// The peer, for log lines (the per-connection log tag is only built when a line is logged).
     let peer: SocketAddress
     /// The last transform used and its counters: counting a request costs no hashing.
@@ -34,26 +33,18 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
         self.dispatcher = dispatcher
         self.peer = peer
-        self.replies = ReplyPipeline(dispatcher: dispatcher)
+        self.replies = ReplyPipeline(dispatcher: dispatcher, port: Self.portName)
         super.init(maxLength: dispatcher.limits.maxRequestBytes)
         replies.owner = self
     }
 
     public override func connectionMade() {
         super.connectionMade()
-        dispatcher.register(self, port: Self.portName)
-        if let timeout = dispatcher.limits.idleTimeout {
-            idle = IdleTimeout(clock: dispatcher.clock, timeout: timeout) { [weak self] in
-                guard let self else { return }
-                self.debug("idle for \(timeout): closing")
-                self.transport?.loseConnection()
-            }
-        }
+        replies.connectionMade { [weak self] timeout in self?.debug("idle for \(timeout): closing") }
     }
 
     public override func dataReceived(_ data: UnsafeRawBufferPointer) {
-        dispatcher.stats.bytesIn += data.count
-        idle?.touch()
+        replies.received(data.count)
         super.dataReceived(data)
         if originalInBatch {
             // The original server answered one read's requests, then closed.
@@ -246,10 +237,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, DrainableConne
     }
 
     public override func connectionLost(reason: ConnectionEnd) {
-        idle?.cancel()
-        idle = nil
         replies.connectionLost()
-        dispatcher.unregister(self, port: Self.portName)
         super.connectionLost(reason: reason)
     }
 }

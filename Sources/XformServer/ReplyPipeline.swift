@@ -1,14 +1,16 @@
 import XformCore
+import XformFraming
 
 /// What a ``ReplyPipeline`` needs from the protocol that owns it (both receivers offer these).
-protocol ReplyPipelineOwner: AnyObject {
+protocol ReplyPipelineOwner: DrainableConnection {
     var transport: (any Transport)? { get }
     func pauseDelivery()
     func resumeDelivery()
     var isDeliveryPaused: Bool { get }
 }
 
-/// The reply side of one connection, shared by both transform protocols: replies leave in
+/// The session side of one connection, shared by both transform protocols: registration with
+/// the dispatcher (counters, shutdown), the idle timeout, and the replies. Replies leave in
 /// request order even when some are computed later; at most `maxPendingPerConnection` requests
 /// wait at once (delivery of further requests pauses); the connection closes once everything
 /// owed is sent when asked to (EOF, the original form's lifecycle, shutdown, errors).
@@ -27,8 +29,30 @@ final class ReplyPipeline {
     /// Close once every owed reply is sent.
     @exclusivity(unchecked) private(set) var closeWhenDone = false
 
-    init(dispatcher: TransformDispatcher) {
+    @exclusivity(unchecked) private var idle: IdleTimeout?
+    private let port: String
+
+    init(dispatcher: TransformDispatcher, port: String) {
         self.dispatcher = dispatcher
+        self.port = port
+    }
+
+    /// The connection is up: registers it and starts the idle timeout.
+    func connectionMade(onIdle: @escaping (Duration) -> Void) {
+        dispatcher.register(owner, port: port)
+        if let timeout = dispatcher.limits.idleTimeout {
+            idle = IdleTimeout(clock: dispatcher.clock, timeout: timeout) { [weak self] in
+                onIdle(timeout)
+                self?.owner.transport?.loseConnection()
+            }
+        }
+    }
+
+    /// Bytes arrived: counts them and restarts the idle period.
+    @inline(__always)
+    func received(_ byteCount: Int) {
+        dispatcher.stats.bytesIn &+= byteCount
+        idle?.touch()
     }
 
     /// True when no reply is owed: a reply may go straight to the transport.
@@ -124,8 +148,12 @@ final class ReplyPipeline {
         transport.loseConnection()
     }
 
-    /// The connection is gone: cancels the transforms still running for it.
+    /// The connection is gone: stops the idle timeout, cancels the transforms still running for
+    /// it, and unregisters it.
     func connectionLost() {
+        idle?.cancel()
+        idle = nil
+        defer { dispatcher.unregister(owner, port: port) }
         stopped = true
         lost = true
         let inFlight = pending.values

@@ -1,43 +1,45 @@
 import XformCore
 import XformTransforms
 
-/// Builds netstring transform protocols (protocol-spec/netstring.md), refusing connections
-/// beyond the connection limit.
-public final class NetstringTransformFactory: ServerFactory {
+/// Builds a port's transform protocols, refusing connections beyond the connection limit.
+public class TransformProtocolFactory: ServerFactory {
     /// The shared state behind both ports.
     public let dispatcher: TransformDispatcher
+    let port: String
+    let make: (TransformDispatcher, SocketAddress) -> any ConnectionProtocol
 
-    public init(dispatcher: TransformDispatcher) { self.dispatcher = dispatcher }
+    init(dispatcher: TransformDispatcher, port: String, make: @escaping (TransformDispatcher, SocketAddress) -> any ConnectionProtocol) {
+        self.dispatcher = dispatcher
+        self.port = port
+        self.make = make
+    }
 
     /// Returns a protocol for the connection, or nil (close it) at the connection limit.
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
-        guard dispatcher.openConnections(port: NetstringTransformProtocol.portName) < dispatcher.limits.maxConnections
-        else {
+        guard dispatcher.openConnections(port: port) < dispatcher.limits.maxConnections else {
             dispatcher.stats.connectionRefused()
-            dispatcher.logger.info("refusing netstring connection from \(peer): connection limit reached")
+            dispatcher.logger.info("refusing \(port) connection from \(peer): connection limit reached")
             return nil
         }
-        return NetstringTransformProtocol(dispatcher: dispatcher, peer: peer)
+        return make(dispatcher, peer)
     }
 }
 
-/// Builds line transform protocols (protocol-spec/line.md), refusing connections beyond the
-/// connection limit.
-public final class LineTransformFactory: ServerFactory {
-    /// The shared state behind both ports.
-    public let dispatcher: TransformDispatcher
-
-    public init(dispatcher: TransformDispatcher) { self.dispatcher = dispatcher }
-
-    /// Returns a protocol for the connection, or nil (close it) at the connection limit.
-    public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
-        guard dispatcher.openConnections(port: LineTransformProtocol.portName) < dispatcher.limits.maxConnections
-        else {
-            dispatcher.stats.connectionRefused()
-            dispatcher.logger.info("refusing line connection from \(peer): connection limit reached")
-            return nil
+/// Builds netstring transform protocols (protocol-spec/netstring.md).
+public final class NetstringTransformFactory: TransformProtocolFactory {
+    public init(dispatcher: TransformDispatcher) {
+        super.init(dispatcher: dispatcher, port: NetstringTransformProtocol.portName) {
+            NetstringTransformProtocol(dispatcher: $0, peer: $1)
         }
-        return LineTransformProtocol(dispatcher: dispatcher, peer: peer)
+    }
+}
+
+/// Builds line transform protocols (protocol-spec/line.md).
+public final class LineTransformFactory: TransformProtocolFactory {
+    public init(dispatcher: TransformDispatcher) {
+        super.init(dispatcher: dispatcher, port: LineTransformProtocol.portName) {
+            LineTransformProtocol(dispatcher: $0, peer: $1)
+        }
     }
 }
 

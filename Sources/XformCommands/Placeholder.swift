@@ -1,1 +1,0 @@
-// XformCommands: placeholder until the commands land.
