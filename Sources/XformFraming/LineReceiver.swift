@@ -19,7 +19,7 @@ import XformCore
 /// At the peer's EOF every line received before it is still delivered (after any pause); an
 /// unterminated last line is delivered too when ``deliversUnterminatedLastLine`` is set (the
 /// default: `echo -n "upper hi" | nc` works), and then ``inputEnded()`` is called.
-open class LineReceiver: BaseProtocol {
+open class LineReceiver: BackpressuredReceiver {
     /// The longest line accepted, in bytes, without its terminator (Twisted's `MAX_LENGTH`).
     public let maxLineLength: Int
     /// While delivery is paused, buffering more than this many bytes pauses reading.
@@ -28,10 +28,6 @@ open class LineReceiver: BaseProtocol {
     public var deliversUnterminatedLastLine = true
 
     private let engine: ReceiveEngine<LineParser>
-    private var writeBlocked = false
-    private var backlogBlocked = false
-    private var readingPaused = false
-
     /// Creates a receiver accepting lines up to `maxLineLength` bytes (16,384 by default).
     /// `backlogLimit` defaults to one maximum line plus 64 KiB.
     public init(maxLineLength: Int = defaultMaxLineLength, backlogLimit: Int? = nil) {
@@ -99,27 +95,13 @@ open class LineReceiver: BaseProtocol {
         engine.endOfInput(sink: self, transport: transport)
     }
 
-    open override func writeBufferFull() {
-        writeBlocked = true
-        updateReading()
-    }
 
-    open override func writeBufferDrained() {
-        writeBlocked = false
-        updateReading()
-    }
 
     open override func connectionLost(reason: ConnectionEnd) {
         engine.halt()
         super.connectionLost(reason: reason)
     }
 
-    private func updateReading() {
-        let shouldPause = writeBlocked || backlogBlocked
-        guard shouldPause != readingPaused, let transport else { return }
-        readingPaused = shouldPause
-        if shouldPause { transport.pauseReading() } else { transport.resumeReading() }
-    }
 }
 
 extension LineReceiver: FrameSink {
@@ -144,8 +126,4 @@ extension LineReceiver: FrameSink {
         inputEnded()
     }
 
-    func backlogChanged(overLimit: Bool) {
-        backlogBlocked = overLimit
-        updateReading()
-    }
 }

@@ -18,15 +18,13 @@ import XformCore
 /// At the peer's EOF (``readConnectionLost()``) every netstring that arrived before it is still
 /// delivered (after any pause), and then ``inputEnded()`` is called; a partial netstring left at
 /// EOF is a ``framingError(_:)`` with ``NetstringError/incompleteFrame(buffered:)`` instead.
-open class NetstringReceiver: BaseProtocol {
+open class NetstringReceiver: BackpressuredReceiver {
     /// The largest payload accepted, in bytes (Twisted's `MAX_LENGTH`).
     public let maxLength: Int
     /// While delivery is paused, buffering more than this many bytes pauses reading.
     public var backlogLimit: Int { engine.backlogLimit }
 
     private let engine: ReceiveEngine<NetstringParser>
-    private var writeBlocked = false
-    private var backlogBlocked = false
 
     /// Creates a receiver accepting payloads up to `maxLength` bytes (99,999 by default).
     /// `backlogLimit` defaults to one maximum netstring plus 64 KiB.
@@ -89,29 +87,13 @@ open class NetstringReceiver: BaseProtocol {
         engine.endOfInput(sink: self, transport: transport)
     }
 
-    open override func writeBufferFull() {
-        writeBlocked = true
-        updateReading()
-    }
 
-    open override func writeBufferDrained() {
-        writeBlocked = false
-        updateReading()
-    }
 
     open override func connectionLost(reason: ConnectionEnd) {
         engine.halt()
         super.connectionLost(reason: reason)
     }
 
-    private var readingPaused = false
-
-    private func updateReading() {
-        let shouldPause = writeBlocked || backlogBlocked
-        guard shouldPause != readingPaused, let transport else { return }
-        readingPaused = shouldPause
-        if shouldPause { transport.pauseReading() } else { transport.resumeReading() }
-    }
 }
 
 extension NetstringReceiver: FrameSink {
@@ -132,8 +114,4 @@ extension NetstringReceiver: FrameSink {
         }
     }
 
-    func backlogChanged(overLimit: Bool) {
-        backlogBlocked = overLimit
-        updateReading()
-    }
 }
