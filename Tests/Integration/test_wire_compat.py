@@ -82,3 +82,15 @@ def test_a_stalled_client_does_not_block_others(server):
         assert xform_client.xform_original("upper", "still served", port=server.netstring_port) == "STILL SERVED"
     finally:
         stalled.close()
+
+
+def test_python_client_cli_on_both_ports(server):
+    cli = f"{ROOT}/clients/python/xform_client.py"
+    out = run(["python3", cli, "--port", str(server.netstring_port), "upper", "from the cli"])
+    assert (out.returncode, out.stdout) == (0, b"FROM THE CLI")
+    out = run(["python3", cli, "--line", "--port", str(server.line_port), "reverse"], input=b"two\nlines\n")
+    assert (out.returncode, out.stdout) == (0, b"\nsenil\nowt")
+    out = run(["python3", cli, "--original", "--port", str(server.netstring_port), "cummingsify", "OLD FORM"])
+    assert (out.returncode, out.stdout) == (0, b"old form")
+    out = run(["python3", cli, "--port", str(server.netstring_port), "nosuch", "x"])
+    assert out.returncode == 1 and b"unknown_transform" in out.stderr
