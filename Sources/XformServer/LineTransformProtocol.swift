@@ -143,10 +143,11 @@ public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
             "  quit           close the connection",
             "transforms:",
         ]
-        for name in dispatcher.service.names {
+        let names = dispatcher.service.names
+        let width = max(13, names.map(\.count).max() ?? 0) + 2
+        for name in names {
             let summary = dispatcher.service.lookup(name).map(\.summary) ?? ""
-            let gap = String(repeating: " ", count: max(1, 15 - name.count))
-            lines.append("  " + name + gap + summary)
+            lines.append("  " + name + String(repeating: " ", count: width - name.count) + summary)
         }
         return lines
     }
