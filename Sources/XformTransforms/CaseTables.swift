@@ -127,21 +127,6 @@ struct CaseLookup {
         )
     }
 
-    /// Appends BMP code point `v` (not a surrogate) as UTF-8.
-    @inline(__always)
-    static func appendBMP(_ v: UInt32, to out: inout [UInt8]) {
-        if v < 0x80 {
-            out.append(UInt8(v))
-        } else if v < 0x800 {
-            out.append(0xC0 | UInt8(v >> 6))
-            out.append(0x80 | UInt8(v & 0x3F))
-        } else {
-            out.append(0xE0 | UInt8(v >> 12))
-            out.append(0x80 | UInt8((v >> 6) & 0x3F))
-            out.append(0x80 | UInt8(v & 0x3F))
-        }
-    }
-
     /// The single-code-point mapping stored at bit `shift` of `entry`, applied to `v`.
     @inline(__always)
     static func mapped(_ v: UInt32, _ entry: UInt64, shift: UInt64) -> UInt32 {
@@ -163,18 +148,82 @@ struct CaseLookup {
     }
 }
 
+/// A growable output byte buffer written without Array's per-append checks. Owned by one
+/// transform call, which frees it with `deallocate()`.
+struct ByteWriter {
+    var base: UnsafeMutablePointer<UInt8>
+    var count = 0
+    var capacity: Int
+    /// Reused for the reference functions' output on the slow path.
+    var scratch: [UInt8] = []
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    /// Makes room for `k` more bytes.
+    @inline(__always)
+    mutating func ensure(_ k: Int) {
+        if capacity &- count < k { grow(k) }
+    }
+
+    @inline(never)
+    mutating func grow(_ k: Int) {
+        let newCapacity = max(capacity * 2, count + k)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.initialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    /// Appends BMP code point `v` (not a surrogate) as UTF-8.
+    @inline(__always)
+    mutating func appendBMP(_ v: UInt32) {
+        ensure(3)
+        if v < 0x80 {
+            base[count] = UInt8(v)
+            count &+= 1
+        } else if v < 0x800 {
+            base[count] = 0xC0 | UInt8(v >> 6)
+            base[count &+ 1] = 0x80 | UInt8(v & 0x3F)
+            count &+= 2
+        } else {
+            base[count] = 0xE0 | UInt8(v >> 12)
+            base[count &+ 1] = 0x80 | UInt8((v >> 6) & 0x3F)
+            base[count &+ 2] = 0x80 | UInt8(v & 0x3F)
+            count &+= 3
+        }
+    }
+
+    /// Appends what `reference` appends for `v` (any code point).
+    @inline(never)
+    mutating func appendSlow(_ v: UInt32, _ reference: (Unicode.Scalar, inout [UInt8]) -> Void) {
+        scratch.removeAll(keepingCapacity: true)
+        reference(Unicode.Scalar(v).unsafelyUnwrapped, &scratch)
+        ensure(scratch.count)
+        for byte in scratch {
+            base[count] = byte
+            count &+= 1
+        }
+    }
+
+    func deallocate() { base.deallocate() }
+}
+
 extension PythonCase {
     /// Runs `body` with the UTF-8 of `text`, a read view of the tables and an output buffer;
     /// returns the output as a String.
     @inline(__always)
     static func withTables(
         _ text: String,
-        _ body: (UnsafeBufferPointer<UInt8>, CaseLookup, inout [UInt8]) -> Void
+        _ body: (UnsafeBufferPointer<UInt8>, CaseLookup, inout ByteWriter) -> Void
     ) -> String {
         let table = CaseTable.shared
-        var out: [UInt8] = []
+        var out = ByteWriter(capacity: text.utf8.count + text.utf8.count / 4 + 16)
+        defer { out.deallocate() }
         func run(_ p: UnsafeBufferPointer<UInt8>) {
-            out.reserveCapacity(p.count + p.count / 2 + 16)
             table.blockIndex.withUnsafeBufferPointer { blockIndex in
                 table.entries.withUnsafeBufferPointer { entries in
                     body(p, CaseLookup(blockIndex: blockIndex, entries: entries), &out)
@@ -185,7 +234,7 @@ extension PythonCase {
             var copy = text
             copy.withUTF8(run)
         }
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: UnsafeBufferPointer(start: out.base, count: out.count), as: UTF8.self)
     }
 
     /// `lower` through the tables: byte-identical to ``lowerScalars``.
@@ -197,12 +246,12 @@ extension PythonCase {
                 let (v, length) = CaseLookup.decode(p, i)
                 let e = look.entry(v)
                 if e & CaseTable.lowerSlow == 0 {
-                    CaseLookup.appendBMP(CaseLookup.mapped(v, e, shift: 0), to: &out)
+                    out.appendBMP(CaseLookup.mapped(v, e, shift: 0))
                 } else if v == capitalSigma.value {
                     let final = previousIsCased && look.noCasedAhead(p, from: i + length)
-                    appendUTF8(final ? finalSigma : smallSigma, to: &out)
+                    out.appendBMP(final ? finalSigma.value : smallSigma.value)
                 } else {
-                    appendLowerMapping(Unicode.Scalar(v).unsafelyUnwrapped, to: &out)
+                    out.appendSlow(v) { appendLowerMapping($0, to: &$1) }
                 }
                 if e & CaseTable.ignorable == 0 { previousIsCased = e & CaseTable.cased != 0 }
                 i += length
@@ -219,9 +268,9 @@ extension PythonCase {
                 // Outside the BMP the flags are not needed: go straight to the reference.
                 let e = v < 0x10000 ? look.entry(v) : CaseTable.allSlow
                 if e & CaseTable.upperSlow == 0 {
-                    CaseLookup.appendBMP(CaseLookup.mapped(v, e, shift: 16), to: &out)
+                    out.appendBMP(CaseLookup.mapped(v, e, shift: 16))
                 } else {
-                    appendUpperMapping(Unicode.Scalar(v).unsafelyUnwrapped, to: &out)
+                    out.appendSlow(v) { appendUpperMapping($0, to: &$1) }
                 }
                 i += length
             }
@@ -239,17 +288,17 @@ extension PythonCase {
                 let e = look.entry(v)
                 if previousIsCased {
                     if e & CaseTable.lowerSlow == 0 {
-                        CaseLookup.appendBMP(CaseLookup.mapped(v, e, shift: 0), to: &out)
+                        out.appendBMP(CaseLookup.mapped(v, e, shift: 0))
                     } else if v == capitalSigma.value {
                         let final = previousNonIgnorableIsCased && look.noCasedAhead(p, from: i + length)
-                        appendUTF8(final ? finalSigma : smallSigma, to: &out)
+                        out.appendBMP(final ? finalSigma.value : smallSigma.value)
                     } else {
-                        appendLowerMapping(Unicode.Scalar(v).unsafelyUnwrapped, to: &out)
+                        out.appendSlow(v) { appendLowerMapping($0, to: &$1) }
                     }
                 } else if e & CaseTable.titleSlow == 0 {
-                    CaseLookup.appendBMP(CaseLookup.mapped(v, e, shift: 32), to: &out)
+                    out.appendBMP(CaseLookup.mapped(v, e, shift: 32))
                 } else {
-                    appendTitleMapping(Unicode.Scalar(v).unsafelyUnwrapped, to: &out)
+                    out.appendSlow(v) { appendTitleMapping($0, to: &$1) }
                 }
                 previousIsCased = e & CaseTable.cased != 0
                 if e & CaseTable.ignorable == 0 { previousNonIgnorableIsCased = previousIsCased }
