@@ -88,6 +88,19 @@ struct CaseTableTests {
         #expect(PythonCase.title("ΟΔΟΣ ΣΑ") == "Οδος Σα")
     }
 
+    @Test("Texts that grow up to threefold come out whole (the output buffer grows)")
+    func growingOutput() {
+        for text in [
+            String(repeating: "\u{390}", count: 5_000), String(repeating: "\u{23A}\u{1F80}ﬃ", count: 3_000),
+            String(repeating: "ß", count: 7_000) + "\u{130}", "\u{390}",
+        ] {
+            for (name, fast, reference) in Self.cases {
+                #expect(Array(fast(text).utf8) == Array(reference(text).utf8), "\(name)")
+            }
+        }
+        #expect(PythonCase.upper(String(repeating: "\u{390}", count: 5_000)).utf8.count == 30_000)
+    }
+
     @Test("The tables are small and the same when read from many threads at once")
     func concurrentReads() async {
         #expect(PythonCase.prepareTables() < 256 * 1024)
