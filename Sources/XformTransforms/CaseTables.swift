@@ -45,14 +45,13 @@ struct CaseTable: Sendable {
                 var entry: UInt64 = 0
                 if PythonCase.isCased(c) { entry |= Self.cased }
                 if PythonCase.isCaseIgnorable(c) { entry |= Self.ignorable }
-                let mappings: [(inout [UInt8]) -> Void] = [
-                    { PythonCase.appendLowerMapping(c, to: &$0) },
-                    { PythonCase.appendUpperMapping(c, to: &$0) },
-                    { PythonCase.appendTitleMapping(c, to: &$0) },
-                ]
-                for (k, append) in mappings.enumerated() {
+                for k in 0..<3 {
                     scratch.removeAll(keepingCapacity: true)
-                    append(&scratch)
+                    switch k {
+                    case 0: PythonCase.appendLowerMapping(c, to: &scratch)
+                    case 1: PythonCase.appendUpperMapping(c, to: &scratch)
+                    default: PythonCase.appendTitleMapping(c, to: &scratch)
+                    }
                     if let w = Self.singleBMPScalar(scratch) {
                         entry |= UInt64(UInt16(truncatingIfNeeded: w &- v)) << (16 * UInt64(k))
                     } else {
