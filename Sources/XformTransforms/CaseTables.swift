@@ -92,7 +92,7 @@ struct CaseTable: Sendable {
     var byteCount: Int { blockIndex.count * 2 + entries.count * 8 }
 }
 
-/// A read view of ``CaseTable`` for one transform call, plus UTF-8 decoding and encoding.
+/// A read view of ``CaseTable`` for one transform call, plus UTF-8 decoding.
 struct CaseLookup {
     let blockIndex: UnsafeBufferPointer<UInt16>
     let entries: UnsafeBufferPointer<UInt64>
@@ -132,7 +132,7 @@ struct CaseLookup {
         UInt32(UInt16(truncatingIfNeeded: v) &+ UInt16(truncatingIfNeeded: entry >> shift))
     }
 
-    /// CPython's Final_Sigma look-ahead from byte `i`: true if the next code point that is not
+    /// CPython's Final_Sigma look-ahead from byte `start`: true if the next code point that is not
     /// case-ignorable is missing or not cased.
     @inline(__always)
     func noCasedAhead(_ p: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
