@@ -12,13 +12,19 @@ public enum PythonCase {
     static let smallSigma: Unicode.Scalar = "\u{03C3}"
     static let finalSigma: Unicode.Scalar = "\u{03C2}"
 
+    /// Builds the lookup tables the non-ASCII paths use, if not built yet (the first non-ASCII
+    /// call otherwise builds them). Safe from any thread. Returns the tables' size in bytes.
+    @discardableResult
+    public static func prepareTables() -> Int { CaseTable.shared.byteCount }
+
     /// Python's `str.lower()`.
     public static func lower(_ text: String) -> String {
         if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.lowercase) }
-        return lowerScalars(text)
+        return lowerFast(text)
     }
 
-    /// `lower` code point by code point, without the ASCII shortcut (the tests' reference).
+    /// `lower` code point by code point, without the ASCII shortcut or the tables:
+    /// the reference the tables are checked against.
     static func lowerScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
         var out: [UInt8] = []
@@ -36,22 +42,15 @@ public enum PythonCase {
     /// Python's `str.upper()`: the full uppercase mapping of each code point (`ß` becomes `SS`).
     public static func upper(_ text: String) -> String {
         if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.uppercase) }
-        return upperScalars(text)
+        return upperFast(text)
     }
 
-    /// `upper` code point by code point, without the ASCII shortcut (the tests' reference).
+    /// `upper` code point by code point, without the ASCII shortcut or the tables:
+    /// the reference the tables are checked against.
     static func upperScalars(_ text: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count + 16)
-        for c in text.unicodeScalars {
-            if c.value < 0x80 {
-                out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
-            } else if !c.properties.changesWhenUppercased || !Unicode14.hasUpperOrTitleMapping(c) {
-                appendUTF8(c, to: &out)
-            } else {
-                out.append(contentsOf: c.properties.uppercaseMapping.utf8)
-            }
-        }
+        for c in text.unicodeScalars { appendUpperMapping(c, to: &out) }
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -60,10 +59,11 @@ public enum PythonCase {
     /// point itself, so `they're` becomes `They'Re`, as in Python.
     public static func title(_ text: String) -> String {
         if ASCIIBytes.isASCII(text) { return asciiMap(text, ASCIIBytes.title) }
-        return titleScalars(text)
+        return titleFast(text)
     }
 
-    /// `title` code point by code point, without the ASCII shortcut (the tests' reference).
+    /// `title` code point by code point, without the ASCII shortcut or the tables:
+    /// the reference the tables are checked against.
     static func titleScalars(_ text: String) -> String {
         let scalars = Array(text.unicodeScalars)
         var out: [UInt8] = []
@@ -74,12 +74,8 @@ public enum PythonCase {
             let c = scalars[i]
             if previousIsCased {
                 appendLower(c, at: i, in: scalars, previousIsCased: previousNonIgnorableIsCased, to: &out)
-            } else if c.value < 0x80 {
-                out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
-            } else if !c.properties.changesWhenTitlecased || !Unicode14.hasUpperOrTitleMapping(c) {
-                appendUTF8(c, to: &out)
             } else {
-                out.append(contentsOf: c.properties.titlecaseMapping.utf8)
+                appendTitleMapping(c, to: &out)
             }
             previousIsCased = isCased(c)
             if !isCaseIgnorable(c) { previousNonIgnorableIsCased = isCased(c) }
@@ -94,14 +90,47 @@ public enum PythonCase {
         _ c: Unicode.Scalar, at i: Int, in scalars: [Unicode.Scalar], previousIsCased: Bool,
         to out: inout [UInt8]
     ) {
+        if c == capitalSigma {
+            appendUTF8(isFinalSigma(at: i, in: scalars, previousIsCased: previousIsCased) ? finalSigma : smallSigma, to: &out)
+        } else {
+            appendLowerMapping(c, to: &out)
+        }
+    }
+
+    /// Appends the full lowercase mapping of `c` as UTF-8, without context (so capital sigma
+    /// becomes U+03C3; the callers apply Final_Sigma).
+    @inline(__always)
+    static func appendLowerMapping(_ c: Unicode.Scalar, to out: inout [UInt8]) {
         if c.value < 0x80 {
             out.append(c.value &- 65 < 26 ? UInt8(c.value) | 0x20 : UInt8(c.value))
-        } else if c == capitalSigma {
-            appendUTF8(isFinalSigma(at: i, in: scalars, previousIsCased: previousIsCased) ? finalSigma : smallSigma, to: &out)
         } else if !c.properties.changesWhenLowercased || !Unicode14.isAssigned(c) {
             appendUTF8(c, to: &out)
         } else {
             out.append(contentsOf: c.properties.lowercaseMapping.utf8)
+        }
+    }
+
+    /// Appends the full uppercase mapping of `c` as UTF-8.
+    @inline(__always)
+    static func appendUpperMapping(_ c: Unicode.Scalar, to out: inout [UInt8]) {
+        if c.value < 0x80 {
+            out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
+        } else if !c.properties.changesWhenUppercased || !Unicode14.hasUpperOrTitleMapping(c) {
+            appendUTF8(c, to: &out)
+        } else {
+            out.append(contentsOf: c.properties.uppercaseMapping.utf8)
+        }
+    }
+
+    /// Appends the full titlecase mapping of `c` as UTF-8.
+    @inline(__always)
+    static func appendTitleMapping(_ c: Unicode.Scalar, to out: inout [UInt8]) {
+        if c.value < 0x80 {
+            out.append(c.value &- 97 < 26 ? UInt8(c.value) & 0xDF : UInt8(c.value))
+        } else if !c.properties.changesWhenTitlecased || !Unicode14.hasUpperOrTitleMapping(c) {
+            appendUTF8(c, to: &out)
+        } else {
+            out.append(contentsOf: c.properties.titlecaseMapping.utf8)
         }
     }
 

@@ -5,7 +5,8 @@ import XformCore
 import XformTransforms
 
 /// Measures the cummingsify paths: the ASCII byte loop, the server's `apply` entry, and the
-/// String paths, on 64 B and 1 MiB inputs. Prints medians of several repetitions; asserts nothing.
+/// String paths, on 64 B and 1 MiB inputs; then the non-ASCII case mappings (Greek, Cyrillic,
+/// Latin-1) and the one-time build of their tables. Prints medians of several repetitions; asserts nothing.
 enum TransformBench {
     /// A clock nothing is scheduled on: the synchronous transforms never touch it.
     final class IdleClock: ReactorTime {
@@ -56,6 +57,12 @@ enum TransformBench {
         let big = [UInt8]((0..<(1 << 20)).map { line[$0 % 64] })
         let greek = String(repeating: "ΟΔΟΣ ΚΑΙ ΠΟΙΗΜΑ. ", count: 1 << 20 / 32)
 
+        // First, before anything touches them: the case tables' one-time build.
+        let buildStart = ContinuousClock.now
+        let tableBytes = PythonCase.prepareTables()
+        let buildTime = ContinuousClock.now - buildStart
+        emit("case tables: built once in \(Int((buildTime.seconds * 1e3).rounded())) ms, \(tableBytes / 1024) KiB")
+
         emit("cummingsify (median of 7 repetitions)")
         for (input, iterations) in [(line, 2_000_000), (big, 40)] {
             let size = input.count == 64 ? "64 B" : "1 MiB"
@@ -92,6 +99,20 @@ enum TransformBench {
         }
         let greekNs = measure(iterations: 1, repetitions: 5) { sink &+= UInt64(PythonCase.lower(greek).utf8.count) }
         report("String path on Greek (non-ASCII), 1 MiB", bytes: greek.utf8.count, nanoseconds: greekNs)
+        let cyrillic = String(repeating: "ЗДРАВСТВУЙ, МИР; Привет ", count: 1 << 20 / 42)
+        let latin1 = String(repeating: "ÉTÉ À L'ÎLE DU ŒUVRE, Straße. ", count: 1 << 20 / 36)
+        let greek16K = String(repeating: "ΟΔΟΣ ΚΑΙ ΠΟΙΗΜΑ. ", count: 16 << 10 / 32)
+        let cases: [(String, (String) -> String)] = [
+            ("lower", PythonCase.lower), ("upper", PythonCase.upper), ("title", PythonCase.title),
+        ]
+        for (name, f) in cases {
+            for (script, text) in [("Greek", greek), ("Cyrillic", cyrillic), ("Latin-1", latin1)] {
+                let ns = measure(iterations: 3, repetitions: 5) { sink &+= UInt64(f(text).utf8.count) }
+                report("PythonCase.\(name), \(script), \(text.utf8.count >> 10) KiB", bytes: text.utf8.count, nanoseconds: ns)
+            }
+        }
+        let smallNs = measure(iterations: 200) { sink &+= UInt64(PythonCase.lower(greek16K).utf8.count) }
+        report("PythonCase.lower, Greek, 16 KiB (one request)", bytes: greek16K.utf8.count, nanoseconds: smallNs)
         let name = Array("cummingsify".utf8)
         let lookupNs = name.withUnsafeBytes { n in
             measure(iterations: 2_000_000) { sink &+= service.lookup(name: n) == nil ? 0 : 1 }
