@@ -27,3 +27,64 @@ protocol InPlaceFrameParser {
     /// After a failure the owner chose to survive: skip the rest of the bad frame.
     mutating func resync()
 }
+
+/// The input buffer of the pure decoders: bytes fed in, frames taken out by an in-place parser.
+/// The buffer is read by index and compacted only when that is cheap (everything consumed, or a
+/// consumed prefix at least as long as the rest), so drip-fed input costs amortised O(1) a byte.
+/// What to do after a failure is the decoder's business.
+struct BufferedParser<Parser: InPlaceFrameParser> {
+    enum Outcome {
+        case frame([UInt8])
+        case needMore
+        /// The parser failed at `at`, the first byte of the bad frame.
+        case failed(Parser.Failure, at: Int)
+    }
+
+    var parser: Parser
+    private(set) var buffer: [UInt8] = []
+    var readIndex = 0
+
+    init(_ parser: Parser) { self.parser = parser }
+
+    /// Bytes fed and not yet consumed.
+    var leftover: Int { buffer.count - readIndex }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        compact()
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// Parses the next frame from the unconsumed input.
+    mutating func next() -> Outcome {
+        let start = readIndex
+        let step = buffer.withUnsafeBytes { parser.step($0, from: start) }
+        switch step {
+        case .frame(let range, let next):
+            readIndex = next
+            return .frame(Array(buffer[range]))
+        case .needMore(let keep):
+            readIndex = keep
+            return .needMore
+        case .failed(let e, let at):
+            return .failed(e, at: at)
+        }
+    }
+
+    /// Drops all input.
+    mutating func removeAll() {
+        buffer = []
+        readIndex = 0
+    }
+
+    private mutating func compact() {
+        if readIndex == 0 { return }
+        if readIndex == buffer.count {
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 65_536)
+            readIndex = 0
+        } else if readIndex >= buffer.count - readIndex {
+            buffer.removeSubrange(0..<readIndex)
+            readIndex = 0
+        }
+    }
+}

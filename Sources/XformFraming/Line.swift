@@ -107,23 +107,19 @@ public struct LineDecoder: FrameDecoder {
     public typealias Frame = [UInt8]
 
     /// The longest line accepted, in bytes, without its terminator.
-    public var maxLineLength: Int { parser.maxLength }
+    public var maxLineLength: Int { input.parser.maxLength }
 
-    private var parser: LineParser
-    private var buffer: [UInt8] = []
-    private var readIndex = 0
+    private var input: BufferedParser<LineParser>
     private var error: LineError?
 
     /// Creates a decoder accepting lines up to `maxLineLength` bytes (16,384 by default).
     public init(maxLineLength: Int = defaultMaxLineLength) {
-        parser = LineParser(maxLength: maxLineLength)
+        input = BufferedParser(LineParser(maxLength: maxLineLength))
     }
 
     /// Appends bytes to the input.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
-        compact()
-        buffer.append(contentsOf: bytes)
+        input.feed(bytes)
     }
 
     /// Returns the next line, or nil when more bytes are needed.
@@ -132,17 +128,11 @@ public struct LineDecoder: FrameDecoder {
     ///   until ``discardUntilNextLine()`` is called.
     public mutating func next() throws -> [UInt8]? {
         if let error { throw error }
-        let start = readIndex
-        let step = buffer.withUnsafeBytes { parser.step($0, from: start) }
-        switch step {
-        case .frame(let range, let next):
-            readIndex = next
-            return Array(buffer[range])
-        case .needMore(let keep):
-            readIndex = keep
-            return nil
+        switch input.next() {
+        case .frame(let line): return line
+        case .needMore: return nil
         case .failed(let e, let at):
-            readIndex = at
+            input.readIndex = at
             error = e
             throw e
         }
@@ -152,19 +142,17 @@ public struct LineDecoder: FrameDecoder {
     /// including its `\n` (which may not have arrived yet), and decoding goes on after it.
     public mutating func discardUntilNextLine() {
         error = nil
-        parser.resync()
+        input.parser.resync()
     }
 
     /// Returns and removes the bytes of an unterminated last line (without a trailing `\r`), or
     /// nil if there are none. Meant for end of input, after ``next()`` returned nil.
     public mutating func takeUnterminatedLine() -> [UInt8]? {
-        guard error == nil, !parser.discarding, readIndex < buffer.count else { return nil }
-        var end = buffer.count
-        if buffer[end - 1] == carriageReturn { end -= 1 }
-        let line = Array(buffer[readIndex..<end])
-        buffer.removeAll()
-        readIndex = 0
-        parser = LineParser(maxLength: parser.maxLength)
+        guard error == nil, !input.parser.discarding, input.leftover > 0 else { return nil }
+        var end = input.buffer.count
+        if input.buffer[end - 1] == carriageReturn { end -= 1 }
+        let line = Array(input.buffer[input.readIndex..<end])
+        input = BufferedParser(LineParser(maxLength: input.parser.maxLength))
         return line
     }
 
@@ -174,20 +162,8 @@ public struct LineDecoder: FrameDecoder {
     ///   the pending ``LineError/lineTooLong(length:)``.
     public mutating func finish() throws {
         if let error { throw error }
-        if parser.discarding { return }
-        let left = buffer.count - readIndex
-        if left > 0 { throw LineError.unterminatedLine(length: left) }
-    }
-
-    private mutating func compact() {
-        if readIndex == 0 { return }
-        if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 65_536)
-            readIndex = 0
-        } else if readIndex >= buffer.count - readIndex {
-            buffer.removeSubrange(0..<readIndex)
-            readIndex = 0
-        }
+        if input.parser.discarding { return }
+        if input.leftover > 0 { throw LineError.unterminatedLine(length: input.leftover) }
     }
 }
 

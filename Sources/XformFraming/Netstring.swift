@@ -137,23 +137,20 @@ public struct NetstringDecoder: FrameDecoder {
     public typealias Frame = [UInt8]
 
     /// The largest payload accepted, in bytes.
-    public var maxLength: Int { parser.maxLength }
+    public var maxLength: Int { input.parser.maxLength }
 
-    private var parser: NetstringParser
-    private var buffer: [UInt8] = []
-    private var readIndex = 0
+    private var input: BufferedParser<NetstringParser>
     private var error: NetstringError?
 
     /// Creates a decoder accepting payloads up to `maxLength` bytes (Twisted's 99,999 by default).
     public init(maxLength: Int = defaultNetstringMaxLength) {
-        parser = NetstringParser(maxLength: maxLength)
+        input = BufferedParser(NetstringParser(maxLength: maxLength))
     }
 
     /// Appends bytes to the input. Ignored once the decoder is broken.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard error == nil, bytes.count > 0 else { return }
-        compact()
-        buffer.append(contentsOf: bytes)
+        guard error == nil else { return }
+        input.feed(bytes)
     }
 
     /// Returns the next payload, or nil when more bytes are needed.
@@ -161,19 +158,12 @@ public struct NetstringDecoder: FrameDecoder {
     /// - Throws: ``NetstringError`` on malformed input, and the same error on every later call.
     public mutating func next() throws -> [UInt8]? {
         if let error { throw error }
-        let start = readIndex
-        let step = buffer.withUnsafeBytes { parser.step($0, from: start) }
-        switch step {
-        case .frame(let range, let next):
-            readIndex = next
-            return Array(buffer[range])
-        case .needMore(let keep):
-            readIndex = keep
-            return nil
+        switch input.next() {
+        case .frame(let payload): return payload
+        case .needMore: return nil
         case .failed(let e, _):
             error = e
-            buffer = []
-            readIndex = 0
+            input.removeAll()
             throw e
         }
     }
@@ -184,22 +174,8 @@ public struct NetstringDecoder: FrameDecoder {
     ///   over, or the error that broke the decoder.
     public mutating func finish() throws {
         if let error { throw error }
-        let left = buffer.count - readIndex
-        if left > 0 || parser.isMidFrame {
-            throw NetstringError.incompleteFrame(buffered: left)
-        }
-    }
-
-    /// Drops consumed bytes when that is cheap: everything, or a prefix at least as long as the
-    /// rest (so each byte is moved at most once on average).
-    private mutating func compact() {
-        if readIndex == 0 { return }
-        if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 65_536)
-            readIndex = 0
-        } else if readIndex >= buffer.count - readIndex {
-            buffer.removeSubrange(0..<readIndex)
-            readIndex = 0
+        if input.leftover > 0 || input.parser.isMidFrame {
+            throw NetstringError.incompleteFrame(buffered: input.leftover)
         }
     }
 }
