@@ -140,7 +140,11 @@ extension TransformServerCommand {
             .option(
                 "umask", valueName: "mask",
                 help: "The file-mode creation mask, in octal (default: inherited, or 0077 with --daemon)."),
-            .option("rundir", valueName: "directory", help: "Change to this directory before starting.", default: "."),
+            .option(
+                "rundir", valueName: "directory",
+                help: "Change to this directory before starting; it is created when missing, as are the pidfile's and "
+                    + "the log file's directories.",
+                default: "."),
             .option(
                 "config", valueName: "file",
                 help: "Read options from this file, one 'key = value' per line; the command line wins.",

@@ -89,7 +89,9 @@ private let expectedHelp = """
                               user's primary group).
       --umask <mask>          The file-mode creation mask, in octal (default:
                               inherited, or 0077 with --daemon).
-      --rundir <directory>    Change to this directory before starting. (default: .)
+      --rundir <directory>    Change to this directory before starting; it is
+                              created when missing, as are the pidfile's and the
+                              log file's directories. (default: .)
       --config <file>         Read options from this file, one 'key = value' per
                               line; the command line wins.
       --version               Show the version.
