@@ -16,6 +16,7 @@ import threading
 import time
 
 from conftest import ROOT, Server, binary, run
+from test_client_faults import free_port
 
 
 def xform(*args, input=b"", timeout=30):
@@ -23,14 +24,6 @@ def xform(*args, input=b"", timeout=30):
     r = subprocess.run([binary("xform"), *args], input=input, capture_output=True, timeout=timeout, cwd=ROOT)
     r.elapsed = time.monotonic() - started
     return r
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def netstring(b):
