@@ -50,17 +50,21 @@ extension ReactorThreading {
 ///
 /// `@unchecked Sendable`: it is a task-local value (which must be Sendable), but it is read and
 /// written only by the body and its Deferred's canceller, both on the reactor thread.
+@usableFromInline
 final class AsyncBody: @unchecked Sendable {
-    @TaskLocal static var current: AsyncBody?
-    let executor: ReactorExecutor
-    var waitingOn: (any _Cancellable)?
-    init(executor: ReactorExecutor) { self.executor = executor }
+    /// The body whose task is running (a task-local: child tasks of the body inherit it).
+    @usableFromInline static let current = TaskLocal<AsyncBody?>(wrappedValue: nil)
+    @usableFromInline let executor: ReactorExecutor
+    @usableFromInline var waitingOn: (any _Cancellable)?
+    @usableFromInline init(executor: ReactorExecutor) { self.executor = executor }
 }
 
 /// Carries a value produced on the reactor thread to a continuation that resumes on the same
 /// thread (the body's task runs on the reactor executor). `@unchecked Sendable` for that reason.
+@usableFromInline
 struct ReactorLocal<T>: @unchecked Sendable {
-    let value: T
+    @usableFromInline let value: T
+    @usableFromInline init(value: T) { self.value = value }
 }
 
 /// Runs an `async` body on the reactor thread and returns a Deferred of its result: Twisted's
@@ -82,6 +86,7 @@ struct ReactorLocal<T>: @unchecked Sendable {
 /// result is dropped.
 ///
 /// - Returns: a Deferred firing with the body's value or failing with what it threw.
+@inlinable  // specialised in the caller: unspecialised, generic metadata lookups cost 40% of a body
 public func deferredFromAsync<Value>(
     on loop: any ReactorThreading, file: StaticString = #fileID, line: UInt = #line,
     _ body: @escaping () async throws -> Value
@@ -98,10 +103,12 @@ public func deferredFromAsync<Value>(
     // reactor thread: the task runs only on the reactor executor, entered from this thread.
     nonisolated(unsafe) let body = body
     nonisolated(unsafe) let result = d
+    state.executor.startingTask = true
+    defer { state.executor.startingTask = false }
     task = Task(executorPreference: state.executor) {
         let outcome: Result<Value, any Error>
         do {
-            outcome = .success(try await AsyncBody.$current.withValue(state) { try await body() })
+            outcome = .success(try await AsyncBody.current.withValue(state) { try await body() })
         } catch is CancellationError {
             outcome = .failure(CancelledError())  // Swift's cancellation, in Twisted's terms
         } catch {
@@ -124,9 +131,10 @@ extension Deferred {
     ///
     /// - Returns: the Deferred's value.
     /// - Throws: its failure (``CancelledError`` when the body's Deferred was cancelled meanwhile).
+    @inlinable
     public var value: Value {
         get async throws {
-            guard let state = AsyncBody.current, state.executor.threading.isReactorThread else {
+            guard let state = AsyncBody.current.get(), state.executor.threading.isReactorThread else {
                 preconditionFailure(
                     "Deferred.value awaited outside a deferredFromAsync body; use ReactorThreading.deferredValue")
             }

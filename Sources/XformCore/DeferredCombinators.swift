@@ -52,14 +52,16 @@ public enum DeferredListResult<Value> {
 
 /// A sentinel chain link that is never run: a forward step to it only observes the result, and
 /// marks a failure as handled (what `consumeErrors` means).
+@usableFromInline
 final class ObserverLink: _ChainLink, Sendable {
-    static let shared = ObserverLink()
-    var _isPaused: Bool { true }
-    func _advanceLink() -> (any _ChainLink)? { nil }
+    @usableFromInline static let shared = ObserverLink()
+    @usableFromInline var _isPaused: Bool { true }
+    @usableFromInline func _advanceLink() -> (any _ChainLink)? { nil }
 }
 
 extension Deferred {
     /// Observes the result without changing it; with `consume`, a failure counts as handled.
+    @inlinable
     func observe(consume: Bool, _ observer: @escaping (Result<Value, any Error>) -> Void) {
         if consume {
             holdsLinks = true

@@ -3,15 +3,18 @@ import Synchronization
 /// The reactor thread as a Swift task executor: what makes async bodies behave like Twisted's
 /// `inlineCallbacks` (Introduction Part 17, seed 002).
 ///
-/// A job enqueued on the reactor thread while no job of this executor is running runs at once,
-/// inside the call that enqueued it: a body started from reactor code runs to its first
-/// suspension before `deferredFromAsync` returns, and a body awaiting a Deferred resumes inside
-/// that Deferred's `callback`, as a generator does under `inlineCallbacks`. A job enqueued while
-/// one of this executor's jobs is running (a body firing a Deferred another body awaits, a
-/// `Task.yield()`) waits in a FIFO that is drained before the running job's caller regains
-/// control: the same reactor turn, deterministic order, no unbounded nesting. A job enqueued from
-/// another thread (a body resuming after awaiting something off the reactor) goes through
-/// ``ReactorThreading/callFromThread(_:)``. So every job runs on the reactor thread.
+/// A new body's first job runs at once, inside `deferredFromAsync`, even from inside another
+/// body (as `Task.immediate` would): it runs to its first suspension before `deferredFromAsync`
+/// returns. A resumption enqueued on the reactor thread while no job of this executor is running
+/// also runs at once, inside the call that enqueued it: a body awaiting a Deferred resumes inside
+/// that Deferred's `callback`, as a generator does under `inlineCallbacks`. A resumption enqueued
+/// while one of this executor's jobs is running (a body firing a Deferred another body awaits, a
+/// `Task.yield()`) waits in a FIFO drained as soon as the outermost running job returns, before
+/// its caller regains control: the same reactor turn, deterministic order, no unbounded nesting
+/// (Twisted would resume the other generator inside the `callback`; here it resumes right after
+/// the current body's step). A job enqueued from another thread (a body resuming after awaiting
+/// something off the reactor) goes through ``ReactorThreading/callFromThread(_:)``. So every job
+/// runs on the reactor thread.
 ///
 /// Chosen over a global actor (there is one reactor per thread, not one per process, and a
 /// global actor's executor is process-wide) and over a custom actor with an `isolated`
@@ -28,6 +31,9 @@ public final class ReactorExecutor: TaskExecutor, @unchecked Sendable {
     public let threading: any ReactorThreading
     var running = false
     var queued: [UnownedJob] = []
+    /// Set by `deferredFromAsync` around creating a body's task: the job enqueued meanwhile is
+    /// the body's first, run at once even inside another job.
+    @usableFromInline var startingTask = false
 
     init(threading: any ReactorThreading) {
         self.threading = threading
@@ -38,19 +44,24 @@ public final class ReactorExecutor: TaskExecutor, @unchecked Sendable {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         if threading.isReactorThread {
-            runOnReactor(job)
+            let starting = startingTask
+            startingTask = false
+            runOnReactor(job, nested: starting)
         } else {
             threading.callFromThread { [self] in runOnReactor(job) }
         }
     }
 
-    func runOnReactor(_ job: UnownedJob) {
-        if running {
+    func runOnReactor(_ job: UnownedJob, nested: Bool = false) {
+        if running, !nested {
             queued.append(job)
             return
         }
+        let outer = running
         running = true
         job.runSynchronously(on: asUnownedTaskExecutor())
+        // Inside another job: that job's caller drains the queue.
+        if outer { return }
         var index = 0
         while index < queued.count {
             let next = queued[index]

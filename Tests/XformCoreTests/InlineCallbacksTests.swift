@@ -140,6 +140,31 @@ struct InlineCallbacksTests {
         #expect(successResult(of: b) == "x")
     }
 
+    @Test("A body started from inside another body, or from its callbacks, runs at once to its first await")
+    func startedInsideBody() throws {
+        let reactor = MemoryReactor()
+        let out = Printout()
+        let gate = Deferred<Int>()
+        let outer = deferredFromAsync(on: reactor.threading) { () async throws -> Int in
+            out.print("outer starts")
+            let inner = deferredFromAsync(on: reactor.threading) { () async throws -> Int in
+                out.print("inner starts")
+                return try await gate.value * 2
+            }
+            out.print("outer has inner")
+            return try await inner.value + 1
+        }
+        outer.addCallback { v in
+            out.print("outer done \(v)")
+            _ = deferredFromAsync(on: reactor.threading) { out.print("started from a callback") }
+            return v
+        }
+        #expect(out.lines == ["outer starts", "inner starts", "outer has inner"])
+        try gate.callback(20)
+        #expect(out.lines.suffix(2) == ["outer done 41", "started from a callback"])
+        #expect(successResult(of: outer) == 41)
+    }
+
     @Test("Cancelling a suspended body cancels the Deferred it awaits; the body sees CancelledError there")
     func cancelWhileSuspended() {
         let reactor = MemoryReactor()
