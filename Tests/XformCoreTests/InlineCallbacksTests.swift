@@ -102,6 +102,60 @@ struct InlineCallbacksTests {
         }
     }
 
+    @Test("Part 17's poetry client 7.0: try/catch around awaits, a failed download, a failed transform")
+    func client7() {
+        let reactor = MemoryReactor()
+        let out = Printout()
+        // Fakes of get_poetry and proxy.xform on the reactor's clock.
+        func getPoetry(_ port: Int) -> Deferred<String> {
+            let d = Deferred<String>()
+            reactor.callLater(.seconds(port - 10001)) {
+                if port == 10003 { try? d.errback(PyException("connection refused")) } else {
+                    try? d.callback(port == 10002 ? "POEM A" : "POEM C")
+                }
+            }
+            return d
+        }
+        func xform(_ name: String, _ poem: String) -> Deferred<String> {
+            deferLater(reactor, .seconds(1)) {
+                if poem.hasSuffix("C") { throw PyException("no") }
+                return poem.lowercased()
+            }
+        }
+        func getTransformedPoem(_ port: Int) -> Deferred<String> {
+            deferredFromAsync(on: reactor.threading) {
+                var poem: String
+                do {
+                    poem = try await getPoetry(port).value
+                } catch {
+                    out.print("The poem download failed: \(error)")
+                    throw error
+                }
+                do {
+                    poem = try await xform("cummingsify", poem).value
+                } catch {
+                    out.print("Cummingsify failed!")
+                }
+                return poem
+            }
+        }
+        let addresses = [10002, 10003, 10004]
+        var results = 0
+        for port in addresses {
+            let d = getTransformedPoem(port)
+            d.addCallback { poem in out.print(poem); return poem }
+            d.addBoth { _ in
+                results += 1
+                if results == addresses.count { out.print("reactor.stop()") }
+                return ""
+            }
+        }
+        for _ in 0..<4 { reactor.advance(by: .seconds(1)) }
+        #expect(out.lines == [
+            "The poem download failed: connection refused", "poem a", "Cummingsify failed!", "POEM C", "reactor.stop()",
+        ])
+    }
+
     @Test("A body throwing before its first suspension returns an already-failed Deferred")
     func throwsAtOnce() {
         let reactor = MemoryReactor()
