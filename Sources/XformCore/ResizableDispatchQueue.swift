@@ -205,9 +205,11 @@ public final class ResizableDispatchQueue<Argument, Value> {
 
     /// Resumes launching after ``pause()``, optionally with a new width.
     ///
-    /// Precondition: the queue is not stopped; `width` is not negative.
-    public func resume(width: Int? = nil) {
-        precondition(!stopped, "a stopped dispatch queue cannot be resumed")
+    /// - Throws: ``DispatchQueueStoppedError`` once the queue is stopped (as txrdq's
+    ///   `QueueStopped`).
+    /// - Precondition: `width` is not negative.
+    public func resume(width: Int? = nil) throws(DispatchQueueStoppedError) {
+        if stopped { throw DispatchQueueStoppedError() }
         paused = false
         if let width { self.width = width } else { launchJobs() }
     }

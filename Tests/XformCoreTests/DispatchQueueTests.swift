@@ -147,7 +147,7 @@ struct ResizableDispatchQueueTests {
 
         // Resume processing, with a new width of 8... then shut down cleanly, waiting for the
         // underway jobs and saving the ones not yet processed.
-        rdq.resume(width: 2)
+        try rdq.resume(width: 2)
         #expect(rdq.underway.map(\.argument.message) == ["m14", "m15"])
         rdq.width = 8  // paused is over: widening launches the last one
         #expect(rdq.underwayCount == 3)
@@ -156,6 +156,7 @@ struct ResizableDispatchQueueTests {
         var saved: [String] = []
         rdq.stop().addCallback { jobs in saved = jobs.map(\.argument.message); return jobs }
         #expect(throws: DispatchQueueStoppedError.self) { _ = try rdq.put((1, "late")) }
+        #expect(throws: DispatchQueueStoppedError.self) { try rdq.resume() }
         #expect(saved.isEmpty)
         clock.advance(by: .seconds(1))
         #expect(saved == ["m17", "m18"])
