@@ -46,6 +46,10 @@ OPTIONS:
   -v, --verbose           Print each failed attempt and the delay before the
                           next on stderr.
   --list                  List the server's transforms, one per line, and exit.
+  -j, --jobs <n>          How many files are in flight at once. (default: 8)
+  --progress              Show a progress line on standard error (default: when
+                          it is a terminal and there are several files).
+  --no-progress           Never show the progress line.
   --version               Show the version.
   -h, --help              Show help information.
 
