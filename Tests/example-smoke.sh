@@ -8,7 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 XFORM=${1:?usage: example-smoke.sh <xform binary>}
 
-swift build --package-path Examples/PirateServer -Xswiftc -warnings-as-errors
+# An incremental build of a path dependency can miss source files added to xform since the last
+# build (SwiftPM keeps the dependency's file list): on failure, build once more from scratch.
+if ! swift build --package-path Examples/PirateServer -Xswiftc -warnings-as-errors; then
+    echo "example build failed; retrying from a clean build directory" >&2
+    rm -rf Examples/PirateServer/.build
+    swift build --package-path Examples/PirateServer -Xswiftc -warnings-as-errors
+fi
 SERVER="$(swift build --package-path Examples/PirateServer --show-bin-path)/pirate-server"
 
 log=$(mktemp)
