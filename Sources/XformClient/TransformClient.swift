@@ -89,9 +89,13 @@ public final class TransformClient: Sendable {
         let box = self.box
         let runtime = self.runtime
         threading.callFromThread {
-            box.proxy.close()
+            // Only a client that owns its reactor closes the proxy: other handles made with
+            // makeClient() may share it.
+            if let runtime {
+                box.proxy.close()
+                runtime.requestStop()
+            }
             withExtendedLifetime(box) {}
-            runtime?.requestStop()
         }
     }
 }
