@@ -2,12 +2,15 @@ import XformCore
 import XformFraming
 import XformTransforms
 
-/// The line transform protocol (protocol-spec/line.md), one instance per connection: made for
-/// a person at a netcat prompt. Single-line requests `name text` with backslash escapes, block
+/// The line transform protocol (protocol-spec/line.md), one instance per connection: a thin
+/// codec (``LineTransformCodec``) around the connection's ``ConnectionSession``, made for a
+/// person at a netcat prompt. Single-line requests `name text` with backslash escapes, block
 /// requests (`name`, dot-stuffed lines, `.`) for multi-line text, and the commands `help`,
 /// `list`, `stats` and `quit`. Every request gets an `OK` or `ERR` reply, in request order.
-public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
-    static let portName = "line"
+public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
+    /// `true`: the reply is a block (block request); `false`: one `OK` line.
+    typealias ReplyStyle = Bool
+
     static let commands: Set<String> = ["help", "list", "stats", "quit"]
 
     /// A block request being collected.
@@ -18,34 +21,36 @@ public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
         var error: WireError?
     }
 
-    let dispatcher: TransformDispatcher
-    let replies: ReplyPipeline
-    var block: Block?
-    /// The peer, for log lines (the per-connection log tag is only built when a line is logged).
+    let state: ServerState
     let peer: SocketAddress
+    var port: ServerPort { .line }
+    var session: ConnectionSession<Deferred<[UInt8]>>
+    var idleTimer: IdleTimeout?
+    var lastCounters: TransformCounters?
+    var block: Block?
 
     /// Creates the protocol for one connection from `peer`.
-    public init(dispatcher: TransformDispatcher, peer: SocketAddress) {
-        self.dispatcher = dispatcher
+    public init(state: ServerState, peer: SocketAddress) {
+        self.state = state
         self.peer = peer
-        self.replies = ReplyPipeline(dispatcher: dispatcher, port: Self.portName)
-        super.init(maxLineLength: dispatcher.limits.maxLineLength)
-        replies.owner = self
+        self.session = ConnectionSession(
+            configuration: .init(maxPendingRequests: state.limits.maxPendingPerConnection))
+        super.init(maxLineLength: state.limits.maxLineLength)
     }
 
     public override func connectionMade() {
         super.connectionMade()
-        replies.connectionMade { [weak self] timeout in self?.debug("idle for \(timeout): closing") }
+        startSession()
     }
 
     public override func dataReceived(_ data: UnsafeRawBufferPointer) {
-        replies.received(data.count)
+        received(data.count)
         super.dataReceived(data)
-        replies.finishIfDone()
+        perform(session.readEnded())
     }
 
     public override func lineReceived(_ line: UnsafeRawBufferPointer) {
-        if replies.stopped { return }
+        guard session.acceptsRequests else { return }
         if block != nil {
             blockLine(line)
             return
@@ -62,73 +67,51 @@ public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
         }
         let name = UnsafeRawBufferPointer(rebasing: line[..<space])
         let escaped = UnsafeRawBufferPointer(rebasing: line[(space + 1)...])
-        switch LineEscaping.unescape(escaped) {
+        switch LineTransformCodec.unescape(escaped) {
         case .success(let text):
-            text.withUnsafeBytes { transform(name: name, text: $0, block: false) }
+            text.withUnsafeBytes { runRequest(name: name, text: $0, style: false) }
         case .failure(let error):
-            fail(error, transform: nil)
+            fail(.badRequest(error.message), style: false, countingAs: nil)
         }
     }
 
     func blockLine(_ line: UnsafeRawBufferPointer) {
-        if line.count == 1, line[0] == UInt8(ascii: ".") {
+        switch LineTransformCodec.decodeBlockLine(line) {
+        case .end:
             let finished = block!
             block = nil
             if let error = finished.error {
-                fail(error, transform: nil)
+                fail(error, style: true, countingAs: nil)
             } else {
                 finished.name.withUnsafeBytes { name in
-                    finished.text.withUnsafeBytes { transform(name: name, text: $0, block: true) }
+                    finished.text.withUnsafeBytes { runRequest(name: name, text: $0, style: true) }
                 }
             }
-            return
-        }
-        guard block!.error == nil else { return }
-        var content = line
-        if content.first == UInt8(ascii: ".") { content = UnsafeRawBufferPointer(rebasing: content.dropFirst()) }
-        let added = content.count + (block!.lines > 0 ? 1 : 0)
-        if block!.text.count + added > dispatcher.limits.maxRequestBytes {
-            block!.error = .tooLarge("the text is longer than \(dispatcher.limits.maxRequestBytes) bytes")
-            block!.text = []
-            return
-        }
-        if block!.lines > 0 { block!.text.append(UInt8(ascii: "\n")) }
-        block!.text.append(contentsOf: content)
-        block!.lines += 1
-    }
-
-    func transform(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, block: Bool) {
-        if dispatcher.shuttingDown {
-            fail(.shuttingDown, transform: nil)
-            return
-        }
-        guard let handle = dispatcher.lookup(name, cached: nil) else {
-            fail(dispatcher.unknownTransformError(name), transform: nil)
-            return
-        }
-        let render: ([UInt8]) -> [UInt8] = block ? { Self.blockReply($0) } : { Self.lineReply($0) }
-        switch handle.apply(text, context: dispatcher.context) {
-        case .done(let bytes):
-            dispatcher.stats.count(transform: handle.name, outcome: "ok")
-            replies.send(render(bytes))
-        case .failed(let error):
-            fail(WireError(error, maxBytes: dispatcher.limits.maxRequestBytes), transform: handle.name)
-        case .pending(let deferred):
-            replies.await(deferred, transform: handle.name, render: render, renderError: { Self.errorReply($0) })
+        case .content(let content):
+            guard block!.error == nil else { return }
+            let added = content.count + (block!.lines > 0 ? 1 : 0)
+            if block!.text.count + added > state.limits.maxRequestBytes {
+                block!.error = .tooLarge("the text is longer than \(state.limits.maxRequestBytes) bytes")
+                block!.text = []
+                return
+            }
+            if block!.lines > 0 { block!.text.append(UInt8(ascii: "\n")) }
+            block!.text.append(contentsOf: content)
+            block!.lines += 1
         }
     }
 
     func command(_ word: String) {
         switch word {
         case "help":
-            replies.send(Self.blockReply(lines: helpLines()))
+            send(LineTransformCodec.blockReply(lines: helpLines()))
         case "list":
-            replies.send(Self.blockReply(lines: dispatcher.service.names))
+            send(LineTransformCodec.blockReply(lines: state.transformNames))
         case "stats":
-            replies.send(Self.blockReply(lines: dispatcher.stats.report()))
+            send(LineTransformCodec.blockReply(lines: state.stats.report()))
         default:  // quit
-            replies.send(Array("OK bye\n".utf8))
-            replies.closeAfterOwed()
+            send(Array("OK bye\n".utf8))
+            perform(session.closeAfterOwed())
         }
     }
 
@@ -143,77 +126,36 @@ public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
             "  quit           close the connection",
             "transforms:",
         ]
-        let names = dispatcher.service.names
-        let width = max(13, names.map(\.count).max() ?? 0) + 2
-        for name in names {
-            let summary = dispatcher.service.lookup(name).map(\.summary) ?? ""
+        let catalog = state.backend.catalog
+        let width = max(13, catalog.map(\.name.count).max() ?? 0) + 2
+        for (name, summary) in catalog {
             lines.append("  " + name + String(repeating: " ", count: width - name.count) + summary)
         }
         return lines
     }
 
-    /// Logs at debug level under this connection's tag (`line,<peer>`), building nothing when
-    /// debug logging is off: client-triggered failures never cost more than a level check.
-    func debug(_ message: @autoclosure () -> String) {
-        let logger = dispatcher.logger
-        guard logger.isEnabled(.debug) else { return }
-        logger.with(system: "line,\(peer)").debug(message())
+    // MARK: Replies
+
+    func successReply(_ text: [UInt8], style block: Bool) -> [UInt8] {
+        LineTransformCodec.reply(text, block: block)
     }
 
-    func fail(_ error: WireError, transform: String?) {
-        if let transform { dispatcher.stats.count(transform: transform, outcome: error.code) }
-        debug("request failed: \(error)")
-        replies.send(Self.errorReply(error))
+    /// Errors are always one `ERR` line.
+    func errorReply(_ error: WireError, style: Bool) -> [UInt8]? {
+        LineTransformCodec.errorReply(code: error.code, message: error.message)
     }
 
-    // MARK: Reply rendering
-
-    /// `OK <escaped text>\n`.
-    static func lineReply(_ text: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = Array("OK ".utf8)
-        out.reserveCapacity(text.count + 8)
-        text.withUnsafeBytes { LineEscaping.escape($0, into: &out) }
-        out.append(UInt8(ascii: "\n"))
-        return out
-    }
-
-    /// `OK\n`, the text's lines dot-stuffed, `.\n`.
-    static func blockReply(_ text: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = Array("OK\n".utf8)
-        out.reserveCapacity(text.count + 8)
-        if !text.isEmpty {
-            var lineStart = true
-            for byte in text {
-                if lineStart, byte == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
-                out.append(byte)
-                lineStart = byte == UInt8(ascii: "\n")
-            }
-            out.append(UInt8(ascii: "\n"))
-        }
-        out.append(contentsOf: ".\n".utf8)
-        return out
-    }
-
-    static func blockReply(lines: [String]) -> [UInt8] {
-        blockReply(Array(lines.joined(separator: "\n").utf8))
-    }
-
-    /// `ERR <code> <message>\n`.
-    static func errorReply(_ error: WireError) -> [UInt8] {
-        Array("ERR \(error.code) \(error.message)\n".utf8)
-    }
-
-    // MARK: Limits, EOF, shutdown, loss
+    // MARK: Limits, EOF, loss
 
     public override func lineLengthExceeded() {
-        let error = WireError.tooLarge("the line is longer than \(dispatcher.limits.maxLineLength) bytes")
+        let error = WireError.tooLarge("the line is longer than \(state.limits.maxLineLength) bytes")
         if block != nil {
             if block!.error == nil {
                 block!.error = error
                 block!.text = []
             }
         } else {
-            fail(error, transform: nil)
+            fail(error, style: false, countingAs: nil)
         }
         // Returning without closing: the receiver skips the rest of the line and goes on.
     }
@@ -221,64 +163,13 @@ public final class LineTransformProtocol: LineReceiver, ReplyPipelineOwner {
     public override func inputEnded() {
         if block != nil {
             block = nil
-            fail(.badRequest("the block was not ended by a line with a single '.'"), transform: nil)
+            fail(.badRequest("the block was not ended by a line with a single '.'"), style: false, countingAs: nil)
         }
-        replies.closeWhenFinished()
-    }
-
-    func drain() {
-        replies.closeWhenFinished()
+        perform(session.inputEnded())
     }
 
     public override func connectionLost(reason: ConnectionEnd) {
-        replies.connectionLost()
+        endSession()
         super.connectionLost(reason: reason)
-    }
-}
-
-/// The line protocol's escapes: `\n`, `\r`, `\t`, `\\`.
-public enum LineEscaping {
-    /// Decodes escapes.
-    ///
-    /// - Returns: the text, or a `bad_request` error naming the invalid escape.
-    public static func unescape(_ escaped: UnsafeRawBufferPointer) -> Result<[UInt8], WireError> {
-        var out = [UInt8]()
-        out.reserveCapacity(escaped.count)
-        var i = 0
-        while i < escaped.count {
-            let b = escaped[i]
-            if b != UInt8(ascii: "\\") {
-                out.append(b)
-                i += 1
-                continue
-            }
-            guard i + 1 < escaped.count else {
-                return .failure(.badRequest("invalid escape '\\' at the end of the text"))
-            }
-            switch escaped[i + 1] {
-            case UInt8(ascii: "n"): out.append(10)
-            case UInt8(ascii: "r"): out.append(13)
-            case UInt8(ascii: "t"): out.append(9)
-            case UInt8(ascii: "\\"): out.append(92)
-            case let other:
-                let shown = (32..<127).contains(other) ? String(UnicodeScalar(other)) : "\\x" + String(other, radix: 16)
-                return .failure(.badRequest("invalid escape '\\\(shown)' (use \\n \\r \\t \\\\)"))
-            }
-            i += 2
-        }
-        return .success(out)
-    }
-
-    /// Appends `text` with newlines, carriage returns, tabs and backslashes escaped.
-    public static func escape(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        for b in text {
-            switch b {
-            case 10: out.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 13: out.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 9: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 92: out.append(contentsOf: [92, 92])
-            default: out.append(b)
-            }
-        }
     }
 }

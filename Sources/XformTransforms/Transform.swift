@@ -102,7 +102,7 @@ public final class TransformHandle {
     @inline(__always)
     public func matches(_ name: UnsafeRawBufferPointer) -> Bool {
         guard name.count == nameBytes.count, let base = name.baseAddress else { return false }
-        return nameBytes.withUnsafeBytes { memcmpEqual($0.baseAddress!, base, name.count) }
+        return nameBytes.withUnsafeBytes { bytesEqual($0.baseAddress!, base, name.count) }
     }
 
     /// The registered name.

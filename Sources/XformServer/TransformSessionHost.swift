@@ -1,0 +1,197 @@
+import XformCore
+import XformFraming
+import XformTransforms
+
+/// What a transform protocol (one per wire format) gives the code both share: it owns a
+/// ``ConnectionSession`` and turns replies and errors into its wire format; everything else
+/// (running a request on the backend, waiting for pending replies, counting, the idle timeout,
+/// carrying out the session's actions, registration for shutdown) is written once, below.
+protocol TransformSessionHost: DrainableConnection {
+    /// How one request wants its reply framed (the form it came in).
+    associatedtype ReplyStyle
+
+    /// The state the server's connections share.
+    var state: ServerState { get }
+    /// This connection's lifecycle.
+    var session: ConnectionSession<Deferred<[UInt8]>> { get set }
+    /// The idle timeout, while the connection is open.
+    var idleTimer: IdleTimeout? { get set }
+    /// The counters of the transform used last: counting a request costs no hashing.
+    var lastCounters: TransformCounters? { get set }
+    /// The port, for counters and log tags.
+    var port: ServerPort { get }
+    /// The peer, for log lines.
+    var peer: SocketAddress { get }
+    /// The transport, while connected.
+    var transport: (any Transport)? { get }
+
+    /// Stops delivering requests (the pending limit).
+    func pauseDelivery()
+    /// Delivers the buffered requests and goes on.
+    func resumeDelivery()
+    /// Stops reading from the peer for good.
+    func stopReading()
+
+    /// The success reply for `text`.
+    func successReply(_ text: [UInt8], style: ReplyStyle) -> [UInt8]
+    /// The error reply, or nil where the form's only signal is a close without reply.
+    func errorReply(_ error: WireError, style: ReplyStyle) -> [UInt8]?
+}
+
+extension TransformSessionHost {
+    // MARK: Lifecycle
+
+    /// The connection is up: registers it and starts the idle timeout.
+    func startSession() {
+        state.register(self, port: port)
+        if let timeout = state.limits.idleTimeout {
+            idleTimer = IdleTimeout(clock: state.clock, timeout: timeout) { [weak self] in
+                guard let self else { return }
+                self.debug("idle for \(timeout): closing")
+                self.perform(self.session.idleTimedOut())
+            }
+        }
+    }
+
+    /// Bytes arrived: counts them and restarts the idle period.
+    @inline(__always)
+    func received(_ byteCount: Int) {
+        state.stats.bytesIn &+= byteCount
+        idleTimer?.touch()
+    }
+
+    /// The connection is gone: stops the timer, withdraws the work still running for it (Part
+    /// 19: every pending Deferred is cancelled) and unregisters it.
+    func endSession() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        perform(session.connectionLost())
+        state.unregister(self, port: port)
+    }
+
+    /// Shutdown: take the replies owed to the end, then close.
+    func drain() {
+        perform(session.shutdown())
+    }
+
+    // MARK: Actions
+
+    /// Carries out what the session decided, in order.
+    @inline(__always)
+    func perform(_ actions: SessionActions<Deferred<[UInt8]>>) {
+        if actions.isEmpty { return }
+        performSlowly(actions)
+    }
+
+    func performSlowly(_ actions: SessionActions<Deferred<[UInt8]>>) {
+        for bytes in actions.writes { write(bytes) }
+        for work in actions.cancel { work.cancel() }
+        switch actions.delivery {
+        case .pause?: pauseDelivery()
+        case .resume?: resumeDelivery()
+        case nil: break
+        }
+        if actions.stopReading { stopReading() }
+        if actions.close { transport?.loseConnection() }
+    }
+
+    func write(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        state.stats.bytesOut &+= bytes.count
+        transport?.write(bytes)
+    }
+
+    /// Sends a reply now, or after the replies still owed.
+    func send(_ reply: [UInt8]) {
+        perform(session.reply(reply))
+    }
+
+    // MARK: Requests
+
+    /// Answers a request from what the backend produced.
+    func answer(_ outcome: TransformOutcome, name: UnsafeRawBufferPointer, style: ReplyStyle) {
+        switch outcome {
+        case .done(let bytes):
+            countSuccess(name)
+            send(successReply(bytes, style: style))
+        case .failed(let error):
+            let counted: Bool
+            switch error {
+            case .unknownTransform, .invalidName: counted = false
+            default: counted = true
+            }
+            fail(WireError(error, maxBytes: state.limits.maxRequestBytes), style: style, countingAs: counted ? name : nil)
+        case .pending(let deferred):
+            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style)
+        }
+    }
+
+    /// Runs a transform request on the backend and answers it.
+    func runRequest(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, style: ReplyStyle) {
+        if state.shuttingDown {
+            fail(.shuttingDown, style: style, countingAs: nil)
+            return
+        }
+        answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+    }
+
+    /// Answers a failed request: its error reply, or (where the form has none) a close without
+    /// reply after the replies owed before it.
+    func fail(_ error: WireError, style: ReplyStyle, countingAs name: UnsafeRawBufferPointer?) {
+        if let name { state.stats.count(transform: String(decoding: name, as: UTF8.self), outcome: error.code) }
+        debug("request failed: \(error)")
+        if let reply = errorReply(error, style: style) {
+            send(reply)
+        } else {
+            perform(session.closeAfterOwed())
+        }
+    }
+
+    /// Waits for a reply computed later, keeping its place in the order; the connection's end
+    /// cancels it.
+    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle) {
+        let (ticket, actions) = session.await(deferred)
+        let started = state.clock.now
+        perform(actions)
+        deferred.addCallbacks(
+            { [weak self] bytes in
+                guard let self, self.session.isWaiting(ticket) else { return bytes }
+                self.state.stats.count(transform: name, outcome: "ok")
+                self.state.stats.record(latency: self.state.clock.now - started)
+                self.perform(self.session.complete(ticket, with: self.successReply(bytes, style: style)))
+                return bytes
+            },
+            { [weak self] error in
+                guard let self, self.session.isWaiting(ticket) else { return [] }
+                let wire = self.state.wireError(error)
+                self.state.stats.count(transform: name, outcome: wire.code)
+                self.debug("\(name) failed: \(wire)")
+                if let reply = self.errorReply(wire, style: style) {
+                    self.perform(self.session.complete(ticket, with: reply))
+                } else {
+                    self.perform(self.session.completeByClosing(ticket))
+                }
+                return []
+            })
+    }
+
+    /// Counts one successful request of the transform called `name`.
+    @inline(__always)
+    func countSuccess(_ name: UnsafeRawBufferPointer) {
+        if let c = lastCounters, c.matches(name) {
+            c.ok &+= 1
+            return
+        }
+        let c = state.stats.counters(for: String(decoding: name, as: UTF8.self))
+        lastCounters = c
+        c.ok &+= 1
+    }
+
+    /// Logs at debug level under this connection's tag (`netstring,<peer>`), building nothing
+    /// when debug logging is off: client-triggered failures never cost more than a level check.
+    func debug(_ message: @autoclosure () -> String) {
+        let logger = state.logger
+        guard logger.isEnabled(.debug) else { return }
+        logger.with(system: "\(port.rawValue),\(peer)").debug(message())
+    }
+}
