@@ -68,6 +68,8 @@ struct ConnectionSession<Waiter> {
     private(set) var finished = false
     /// Delivery is paused by the pending limit.
     private(set) var deliveryPaused = false
+    /// The server is shutting down: requests still read are answered `shutting_down`.
+    private(set) var draining = false
     /// An original-form request arrived in the current read.
     private var originalInBatch = false
 
@@ -238,9 +240,11 @@ struct ConnectionSession<Waiter> {
         closeWhenIdle()
     }
 
-    /// The server is shutting down: close once everything owed is sent.
+    /// The server is shutting down: new requests are refused (``draining``), and the
+    /// connection closes once everything owed is sent.
     mutating func shutdown() -> SessionActions<Waiter> {
-        closeWhenIdle()
+        draining = true
+        return closeWhenIdle()
     }
 
     private mutating func closeWhenIdle() -> SessionActions<Waiter> {

@@ -5,6 +5,8 @@ import XformTransforms
 protocol DrainableConnection: AnyObject {
     /// Stop taking new work; close once the replies already owed are sent.
     func drain()
+    /// Where ``ServerState`` keeps it (moved when another connection leaves).
+    var registryIndex: Int { get set }
 }
 
 /// The state every connection of one server shares: the backend that runs requests, the
@@ -31,7 +33,8 @@ public final class ServerState {
     /// True once ``beginShutdown()`` was called.
     public private(set) var shuttingDown = false
 
-    var connections: [ObjectIdentifier: any DrainableConnection] = [:]
+    /// The open connections, each knowing its index (no hashing per connection).
+    var connections: [any DrainableConnection] = []
     var drainWaiters: [Deferred<Void>] = []
 
     /// - Parameters:
@@ -58,14 +61,24 @@ public final class ServerState {
     /// The number of open connections on both ports.
     public var connectionCount: Int { connections.count }
 
-    func register(_ connection: any DrainableConnection, port: ServerPort) {
-        connections[ObjectIdentifier(connection)] = connection
+    /// Adds an open connection (drained at once during shutdown).
+    ///
+    /// - Returns: its index, for ``unregister(at:port:)``.
+    func register(_ connection: any DrainableConnection, port: ServerPort) -> Int {
+        connections.append(connection)
         stats.connectionOpened(port: port)
         if shuttingDown { connection.drain() }
+        return connections.count - 1
     }
 
-    func unregister(_ connection: any DrainableConnection, port: ServerPort) {
-        guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+    /// Removes the connection at `index`; the last one takes its place.
+    func unregister(at index: Int, port: ServerPort) {
+        guard index >= 0, index < connections.count else { return }
+        let last = connections.removeLast()
+        if index < connections.count {
+            connections[index] = last
+            last.registryIndex = index
+        }
         stats.connectionClosed(port: port)
         if connections.isEmpty, shuttingDown {
             let waiters = drainWaiters
@@ -83,7 +96,7 @@ public final class ServerState {
         if !shuttingDown {
             shuttingDown = true
             logger.info("shutting down: draining \(connections.count) connection(s)")
-            for c in Array(connections.values) { c.drain() }
+            for c in connections { c.drain() }
         }
         if connections.isEmpty { return succeed(()) }
         let d = Deferred<Void>()

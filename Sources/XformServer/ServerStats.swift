@@ -25,10 +25,19 @@ public final class ServerStats {
     public func totalConnections(_ port: ServerPort) -> Int { total[port.index] }
     /// Connections refused by the connection limit.
     public private(set) var refusedConnections = 0
+    /// Bytes received and sent on all connections, added to on every read and reply.
+    struct ByteCounts {
+        var received = 0
+        var sent = 0
+    }
+
+    // Unchecked: updated on every read and reply (a checked access costs about 76 instructions,
+    // measured); plain integers, and no access spans a call.
+    @exclusivity(unchecked) var bytes = ByteCounts()
     /// Bytes received on all connections.
-    public internal(set) var bytesIn = 0
+    public var bytesIn: Int { bytes.received }
     /// Bytes sent on all connections.
-    public internal(set) var bytesOut = 0
+    public var bytesOut: Int { bytes.sent }
     /// Latency histogram of asynchronous requests: bucket i counts latencies below 2^i µs.
     public private(set) var latencyBuckets = [Int](repeating: 0, count: 32)
     let started: Duration
@@ -111,7 +120,9 @@ extension ServerPort {
 
 /// The request counters of one transform.
 final class TransformCounters {
-    var ok = 0
+    // Unchecked: added to on every request (a checked access costs about 76 instructions,
+    // measured); an integer, and no access spans a call.
+    @exclusivity(unchecked) var ok = 0
     var failures: [String: Int] = [:]
     /// The transform's name, as bytes for ``matches(_:)``.
     let nameBytes: [UInt8]
@@ -120,5 +131,11 @@ final class TransformCounters {
 
     /// True when `name` is this transform's name.
     @inline(__always)
-    func matches(_ name: UnsafeRawBufferPointer) -> Bool { name.elementsEqual(nameBytes) }
+    func matches(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard name.count == nameBytes.count else { return false }
+        return nameBytes.withUnsafeBytes { stored in
+            for i in 0..<stored.count where stored[i] != name[i] { return false }
+            return true
+        }
+    }
 }

@@ -39,7 +39,7 @@ public final class TransformService: Service {
     @discardableResult
     public func unregister(_ name: String) -> Bool {
         let before = handles.count
-        for h in handles where h.name == name { h.isRegistered = false }
+        for h in handles where h.name == name { h.registered = false }
         handles.removeAll { $0.name == name }
         return handles.count != before
     }
