@@ -14,8 +14,24 @@ public enum NetstringRequest {
     case transform(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, extended: Bool)
     /// `?query` (extended form): the bytes after the `?`.
     case query(UnsafeRawBufferPointer)
-    /// Not a request: `reason` says why (for people); `extended` tells the form it was sent in.
-    case malformed(reason: String, extended: Bool)
+    /// Not a request; `extended` tells the form it was sent in.
+    case malformed(NetstringRequestProblem, extended: Bool)
+}
+
+/// Why a netstring payload is not a request (a plain value: decoding allocates nothing).
+public enum NetstringRequestProblem: Sendable, Equatable {
+    /// The payload is empty.
+    case empty
+    /// No `.` separates the name from the text.
+    case noDot
+
+    /// The explanation for people (the `bad_request` message).
+    public var message: String {
+        switch self {
+        case .empty: return "empty request"
+        case .noDot: return "the request has no '.' after the name"
+        }
+    }
 }
 
 /// One reply payload of the netstring transform protocol, as a client reads it.
@@ -39,7 +55,7 @@ public enum NetstringTransformCodec {
 
     /// Reads one request payload (the bytes inside the netstring).
     public static func decodeRequest(_ payload: UnsafeRawBufferPointer) -> NetstringRequest {
-        guard let first = payload.first else { return .malformed(reason: "empty request", extended: false) }
+        guard let first = payload.first else { return .malformed(.empty, extended: false) }
         switch first {
         case UInt8(ascii: "!"):
             return splitTransform(UnsafeRawBufferPointer(rebasing: payload.dropFirst()), extended: true)
@@ -53,7 +69,7 @@ public enum NetstringTransformCodec {
     @inline(__always)
     static func splitTransform(_ request: UnsafeRawBufferPointer, extended: Bool) -> NetstringRequest {
         guard let dot = firstDot(request) else {
-            return .malformed(reason: "the request has no '.' after the name", extended: extended)
+            return .malformed(.noDot, extended: extended)
         }
         return .transform(
             name: UnsafeRawBufferPointer(rebasing: request[..<dot]),

@@ -35,6 +35,8 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         var extendedSeen = false
         /// The last local transform used: a repeated request skips the registry.
         var lastHandle: TransformHandle?
+        /// The counters of `lastHandle`.
+        var lastHandleCounters: TransformCounters?
         /// Where the hot path builds replies; allocated on first use.
         var scratch: ScratchBuffer?
     }
@@ -70,13 +72,13 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         case .query(let query):
             codec.extendedSeen = true
             handleQuery(query)
-        case .malformed(let reason, let extended):
+        case .malformed(let problem, let extended):
             if extended {
                 codec.extendedSeen = true
             } else if !payload.isEmpty {
                 host.session.originalFormRequest()
             }
-            fail(.badRequest(reason), style: extended, countingAs: nil)
+            fail(.badRequest(problem.message), style: extended, countingAs: nil)
         }
     }
 
@@ -92,6 +94,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         } else if let found = local.lookup(name: name) {
             handle = found
             codec.lastHandle = found
+            codec.lastHandleCounters = state.stats.counters(for: found.name)
         } else {
             answer(local.start(name: name, text: text, context: state.context), name: name, style: extended)
             return
@@ -100,7 +103,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
             ASCIIBytes.isASCII(text)
         {
             writeFastReply(fast, text, extended: extended)
-            countSuccess(name)
+            countSuccess(of: handle)
             return
         }
         answer(handle.apply(text, context: state.context), name: name, style: extended)
@@ -113,6 +116,12 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         } else {
             fail(.badRequest("unknown query (try ?list)"), style: true, countingAs: nil)
         }
+    }
+
+    /// Counts one success of the local transform `handle` (the last one looked up).
+    @inline(__always)
+    func countSuccess(of handle: TransformHandle) {
+        codec.lastHandleCounters?.ok &+= 1
     }
 
     /// The hot path: header, transformed bytes and trailer built in place, one transport write.
