@@ -16,7 +16,7 @@ enum ConnectionMode: Equatable {
     /// Netstring, `!name.text` requests, `+`/`-` replies, pipelined on a kept-alive connection.
     case extended
     /// Netstring, original `name.text` form: one request per connection, bare reply, then close.
-    case legacy
+    case original
     /// The line protocol, pipelined on a kept-alive connection.
     case line
 }
@@ -101,7 +101,7 @@ final class ClientConnection: ClientFactory {
     var state = State.connecting
     /// Requests in the order they were (or will be) written; replies pop from the front.
     var queue: [PendingRequest] = []
-    /// Set once any reply arrived: a close after that is never taken for a legacy server.
+    /// Set once any reply arrived: a close after that is never taken for an original-form server.
     var gotReply = false
     /// No new requests may be put on this connection.
     var draining = false
@@ -114,7 +114,7 @@ final class ClientConnection: ClientFactory {
         self.mode = mode
         self.maxReplyLength = maxReplyLength
         // The original protocol answers one request per connection.
-        draining = mode == .legacy
+        draining = mode == .original
     }
 
     /// Live requests on this connection (sent or waiting to be).
@@ -188,7 +188,7 @@ final class ClientConnection: ClientFactory {
             owner?.connectionClosed(self)
         }
         if !r.abandoned { r.resolve(outcome) }
-        if mode == .legacy {
+        if mode == .original {
             // The original server closes after its reply; close our side too, gracefully.
             abortedByUs = true
             owner?.connectionClosed(self)
@@ -232,7 +232,7 @@ final class ClientConnection: ClientFactory {
             return
         }
         let e: TransformProxyError =
-            mode == .legacy && reason == .done && !wasOurs ? .closedWithoutReply(endpoint) : .connectionLost(endpoint)
+            mode == .original && reason == .done && !wasOurs ? .closedWithoutReply(endpoint) : .connectionLost(endpoint)
         for r in pending { r.resolve(.failure(e)) }
     }
 
@@ -249,7 +249,7 @@ final class ClientConnection: ClientFactory {
     func buildProtocol(peer: SocketAddress) -> any ConnectionProtocol {
         let w: any ClientWire & ConnectionProtocol
         switch mode {
-        case .extended, .legacy: w = NetstringClientWire(owner: self, maxLength: maxReplyLength)
+        case .extended, .original: w = NetstringClientWire(owner: self, maxLength: maxReplyLength)
         case .line: w = LineClientWire(owner: self, maxLength: maxReplyLength)
         }
         wire = w
@@ -291,8 +291,28 @@ protocol ClientWire: AnyObject {
     func closeTransport()
 }
 
+/// A wire protocol is a receiver (for replies) with an encoder (for requests).
+protocol ClientCodecWire: ClientWire, BaseProtocol {
+    /// One request in this wire format.
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8]
+}
+
+extension ClientCodecWire {
+    func send(_ kind: RequestKind, mode: ConnectionMode) { transport?.write(encode(kind, mode: mode)) }
+    func abortTransport() { transport?.abortConnection() }
+    func closeTransport() { transport?.loseConnection() }
+}
+
+extension ClientConnection {
+    /// A typed error reply (`-code message` or `ERR code message`) for the oldest request.
+    func typedErrorReceived(code: String, message: String) {
+        let kind = queue.first?.kind ?? .list
+        replyReceived(.failure(.fromWire(code: code, message: message, request: kind, endpoint: endpoint)))
+    }
+}
+
 /// The netstring side of a client connection, in the extended or the original form.
-final class NetstringClientWire: NetstringReceiver, ClientWire {
+final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
     let owner: ClientConnection
 
     init(owner: ClientConnection, maxLength: Int) {
@@ -305,7 +325,7 @@ final class NetstringClientWire: NetstringReceiver, ClientWire {
         owner.connected()
     }
 
-    func send(_ kind: RequestKind, mode: ConnectionMode) {
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
         var request: [UInt8] = []
         switch kind {
         case .transform(let name, let text):
@@ -313,20 +333,15 @@ final class NetstringClientWire: NetstringReceiver, ClientWire {
         case .list:
             NetstringTransformCodec.appendQuery("list", to: &request)
         }
-        transport?.write(request)
+        return request
     }
 
-    func abortTransport() { transport?.abortConnection() }
-    func closeTransport() { transport?.loseConnection() }
-
     override func stringReceived(_ payload: UnsafeRawBufferPointer) {
-        switch NetstringTransformCodec.decodeReply(payload, extended: owner.mode != .legacy) {
+        switch NetstringTransformCodec.decodeReply(payload, extended: owner.mode != .original) {
         case .success(let text):
             owner.replyReceived(decode(text))
         case .failure(let code, let message):
-            let kind = owner.queue.first?.kind ?? .list
-            owner.replyReceived(
-                .failure(.fromWire(code: code, message: message, request: kind, endpoint: owner.endpoint)))
+            owner.typedErrorReceived(code: code, message: message)
         case .malformed(let reason):
             owner.protocolFailure(reason)
         }
@@ -356,7 +371,7 @@ final class NetstringClientWire: NetstringReceiver, ClientWire {
 }
 
 /// The line-protocol side of a client connection.
-final class LineClientWire: LineReceiver, ClientWire {
+final class LineClientWire: LineReceiver, ClientCodecWire {
     let owner: ClientConnection
     /// The lines of an `OK` block being read, if one is.
     var block: [String]?
@@ -373,7 +388,7 @@ final class LineClientWire: LineReceiver, ClientWire {
         owner.connected()
     }
 
-    func send(_ kind: RequestKind, mode: ConnectionMode) {
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
         var request: [UInt8] = []
         switch kind {
         case .transform(let name, let text):
@@ -381,11 +396,8 @@ final class LineClientWire: LineReceiver, ClientWire {
         case .list:
             LineTransformCodec.appendCommand("list", to: &request)
         }
-        transport?.write(request)
+        return request
     }
-
-    func abortTransport() { transport?.abortConnection() }
-    func closeTransport() { transport?.loseConnection() }
 
     override func lineReceived(_ line: UnsafeRawBufferPointer) {
         if block != nil {
@@ -414,9 +426,7 @@ final class LineClientWire: LineReceiver, ClientWire {
             // Valid UTF-8 with escapes decoded stays valid UTF-8.
             owner.replyReceived(.success(String(decoding: text, as: UTF8.self)))
         case .failure(let code, let message):
-            let kind = owner.queue.first?.kind ?? .list
-            owner.replyReceived(
-                .failure(.fromWire(code: code, message: message, request: kind, endpoint: owner.endpoint)))
+            owner.typedErrorReceived(code: code, message: message)
         case .malformed(let reason):
             owner.protocolFailure(reason)
         }
