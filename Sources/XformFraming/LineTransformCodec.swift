@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One reply line of the line transform protocol (protocol-spec/line.md), as a client reads it.
 public enum LineReply {
     /// `OK <escaped text>`: the text, escapes decoded.
@@ -29,21 +37,66 @@ public struct LineEscapeError: Error, Equatable, Sendable {
 public enum LineTransformCodec {
     // MARK: Escapes
 
-    /// Appends `text` with newlines, carriage returns, tabs and backslashes escaped.
+    /// True for the bytes that are escaped: newline, carriage return, tab, backslash.
+    @inline(__always)
+    static func needsEscape(_ b: UInt8) -> Bool { b == 10 || b == 13 || b == 9 || b == 92 }
+
+    /// The index of the first byte that needs an escape at or after `from`, or `text.count`.
+    /// Eight bytes at a time: a word with no byte below 32 and no backslash is skipped whole.
+    public static func firstEscapable(_ text: UnsafeRawBufferPointer, from: Int = 0) -> Int {
+        var i = from
+        let n = text.count
+        if let base = text.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while i + 8 <= n {
+                let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let below32 = (w &- ones &* 32) & ~w & highs
+                let x = w ^ (ones &* 92)
+                let backslash = (x &- ones) & ~x & highs
+                if below32 | backslash != 0 { break }
+                i += 8
+            }
+        }
+        while i < n, !needsEscape(text[i]) { i += 1 }
+        return i
+    }
+
+    /// Appends `text` with newlines, carriage returns, tabs and backslashes escaped. Runs without
+    /// escapes are copied whole.
     public static func escape(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + text.count)
-        for b in text {
-            switch b {
+        var start = 0
+        while start < text.count {
+            let special = firstEscapable(text, from: start)
+            if special > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[start..<special])) }
+            guard special < text.count else { break }
+            switch text[special] {
             case 10: out.append(contentsOf: [92, UInt8(ascii: "n")])
             case 13: out.append(contentsOf: [92, UInt8(ascii: "r")])
             case 9: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 92: out.append(contentsOf: [92, 92])
-            default: out.append(b)
+            default: out.append(contentsOf: [92, 92])
             }
+            start = special + 1
         }
     }
 
-    /// Decodes escapes.
+    /// The index of the first backslash in `bytes` at or after `from`, or `bytes.count`.
+    @inline(__always)
+    static func firstBackslash(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int {
+        guard from < bytes.count, let base = bytes.baseAddress,
+            let hit = memchr(base + from, 92, bytes.count - from)
+        else { return bytes.count }
+        return UnsafeRawPointer(hit) - base
+    }
+
+    /// True when `escaped` holds no escape at all: it is its own text (no copy needed).
+    @inline(__always)
+    public static func isPlain(_ escaped: UnsafeRawBufferPointer) -> Bool {
+        firstBackslash(escaped, from: 0) == escaped.count
+    }
+
+    /// Decodes escapes. Runs without escapes are copied whole.
     ///
     /// - Returns: the text, or the error naming the invalid escape.
     public static func unescape(_ escaped: UnsafeRawBufferPointer) -> Result<[UInt8], LineEscapeError> {
@@ -51,12 +104,10 @@ public enum LineTransformCodec {
         out.reserveCapacity(escaped.count)
         var i = 0
         while i < escaped.count {
-            let b = escaped[i]
-            if b != UInt8(ascii: "\\") {
-                out.append(b)
-                i += 1
-                continue
-            }
+            let backslash = firstBackslash(escaped, from: i)
+            if backslash > i { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: escaped[i..<backslash])) }
+            i = backslash
+            guard i < escaped.count else { break }
             guard i + 1 < escaped.count else {
                 return .failure(LineEscapeError(message: "invalid escape '\\' at the end of the text"))
             }

@@ -61,7 +61,9 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
             return
         }
         if line.isEmpty { return }
-        guard let space = line.firstIndex(of: UInt8(ascii: " ")) else {
+        var space = 0
+        while space < line.count, line[space] != UInt8(ascii: " ") { space += 1 }
+        guard space < line.count else {
             let word = String(decoding: line, as: UTF8.self)
             if Self.commands.contains(word) {
                 command(word)
@@ -72,6 +74,11 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         }
         let name = UnsafeRawBufferPointer(rebasing: line[..<space])
         let escaped = UnsafeRawBufferPointer(rebasing: line[(space + 1)...])
+        if LineTransformCodec.isPlain(escaped) {
+            // No escapes: the text is the rest of the line itself.
+            runRequest(name: name, text: escaped, style: false)
+            return
+        }
         switch LineTransformCodec.unescape(escaped) {
         case .success(let text):
             text.withUnsafeBytes { runRequest(name: name, text: $0, style: false) }
@@ -143,6 +150,30 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
 
     func successReply(_ text: [UInt8], style block: Bool) -> [UInt8] {
         LineTransformCodec.reply(text, block: block)
+    }
+
+    /// The hot path: `OK `, the transformed text and `\n` built in place, one transport write
+    /// (a text that needs escapes after the transform, or a block, takes the general path).
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool, scratch: ScratchBuffer) {
+        guard let transport else { return }
+        let p = scratch.reserve(text.count + 4)
+        let out = UnsafeMutableRawBufferPointer(start: p + 3, count: text.count)
+        fast(text, out)
+        let transformed = UnsafeRawBufferPointer(out)
+        if block || LineTransformCodec.firstEscapable(transformed) < transformed.count {
+            var reply: [UInt8] = []
+            block
+                ? LineTransformCodec.appendBlockReply(transformed, to: &reply)
+                : LineTransformCodec.appendReply(transformed, to: &reply)
+            write(reply)
+            return
+        }
+        p.storeBytes(of: UInt8(ascii: "O"), toByteOffset: 0, as: UInt8.self)
+        p.storeBytes(of: UInt8(ascii: "K"), toByteOffset: 1, as: UInt8.self)
+        p.storeBytes(of: UInt8(ascii: " "), toByteOffset: 2, as: UInt8.self)
+        p.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: 3 + text.count, as: UInt8.self)
+        state.stats.bytes.sent &+= text.count + 4
+        transport.write(UnsafeRawBufferPointer(start: p, count: text.count + 4))
     }
 
     /// Errors are always one `ERR` line.

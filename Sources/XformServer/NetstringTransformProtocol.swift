@@ -29,20 +29,9 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     // session's methods are pure (they call nothing that could re-enter), so no two accesses
     // can overlap.
     @exclusivity(unchecked) var host: SessionHostState
-    /// What the hot path keeps between requests.
-    struct CodecState {
-        /// The client has used the extended form on this connection.
-        var extendedSeen = false
-        /// The last local transform used: a repeated request skips the registry.
-        var lastHandle: TransformHandle?
-        /// The counters of `lastHandle`.
-        var lastHandleCounters: TransformCounters?
-        /// Where the hot path builds replies; allocated on first use.
-        var scratch: ScratchBuffer?
-    }
-
-    // Unchecked for the same measured reason as `host`; no access spans a call.
-    @exclusivity(unchecked) var codec = CodecState()
+    /// The client has used the extended form on this connection (framing errors then get a
+    /// typed reply). Unchecked for the same measured reason as `host`: set on every request.
+    @exclusivity(unchecked) var extendedSeen = false
 
     /// Creates the protocol for one connection from `peer`.
     public init(state: ServerState, peer: SocketAddress) {
@@ -67,46 +56,19 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         guard host.session.acceptsRequests else { return }
         switch NetstringTransformCodec.decodeRequest(payload) {
         case .transform(let name, let text, let extended):
-            if extended { codec.extendedSeen = true } else { host.session.originalFormRequest() }
-            handleTransform(name: name, text: text, extended: extended)
+            if extended { extendedSeen = true } else { host.session.originalFormRequest() }
+            runRequest(name: name, text: text, style: extended)
         case .query(let query):
-            codec.extendedSeen = true
+            extendedSeen = true
             handleQuery(query)
         case .malformed(let problem, let extended):
             if extended {
-                codec.extendedSeen = true
+                extendedSeen = true
             } else if !payload.isEmpty {
                 host.session.originalFormRequest()
             }
             fail(.badRequest(problem.message), style: extended, countingAs: nil)
         }
-    }
-
-    func handleTransform(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, extended: Bool) {
-        guard let local = state.localService, !host.session.draining else {
-            runRequest(name: name, text: text, style: extended)
-            return
-        }
-        // The local service: keep the handle, and take the ASCII fast path when nothing is owed.
-        let handle: TransformHandle
-        if let last = codec.lastHandle, last.isRegistered, last.matches(name) {
-            handle = last
-        } else if let found = local.lookup(name: name) {
-            handle = found
-            codec.lastHandle = found
-            codec.lastHandleCounters = state.stats.counters(for: found.name)
-        } else {
-            answer(local.start(name: name, text: text, context: state.context), name: name, style: extended)
-            return
-        }
-        if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
-            ASCIIBytes.isASCII(text)
-        {
-            writeFastReply(fast, text, extended: extended)
-            countSuccess(of: handle)
-            return
-        }
-        answer(handle.apply(text, context: state.context), name: name, style: extended)
     }
 
     func handleQuery(_ query: UnsafeRawBufferPointer) {
@@ -118,24 +80,10 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         }
     }
 
-    /// Counts one success of the local transform `handle` (the last one looked up).
-    @inline(__always)
-    func countSuccess(of handle: TransformHandle) {
-        codec.lastHandleCounters?.ok &+= 1
-    }
-
     /// The hot path: header, transformed bytes and trailer built in place, one transport write.
-    @inline(__always)
-    func writeFastReply(_ fast: ASCIIFastPath, _ text: UnsafeRawBufferPointer, extended: Bool) {
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style extended: Bool, scratch: ScratchBuffer) {
         guard let transport else { return }
-        let buffer: ScratchBuffer
-        if let scratch = codec.scratch {
-            buffer = scratch
-        } else {
-            buffer = ScratchBuffer()
-            codec.scratch = buffer
-        }
-        let p = buffer.reserve(text.count + NetstringTransformCodec.maxReplyOverhead)
+        let p = scratch.reserve(text.count + NetstringTransformCodec.maxReplyOverhead)
         let length = NetstringTransformCodec.writeReply(textCount: text.count, extended: extended, to: p) {
             fast(text, $0)
         }
@@ -159,7 +107,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
 
     public override func framingError(_ error: NetstringError) {
         debug("malformed netstring: \(error)")
-        if codec.extendedSeen {
+        if extendedSeen {
             let wire: WireError
             switch error {
             case .tooLong, .lengthPrefixTooLong:

@@ -32,6 +32,9 @@ protocol TransformSessionHost: DrainableConnection {
     func successReply(_ text: [UInt8], style: ReplyStyle) -> [UInt8]
     /// The error reply, or nil where the form's only signal is a close without reply.
     func errorReply(_ error: WireError, style: ReplyStyle) -> [UInt8]?
+    /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`,
+    /// built in `scratch` (the transform writes its output in place), in one transport write.
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle, scratch: ScratchBuffer)
 }
 
 /// The mutable state every transform protocol keeps for the shared code.
@@ -44,6 +47,11 @@ struct SessionHostState {
     var lastCounters: TransformCounters?
     /// This connection's place in ``ServerState``'s list of open connections (-1: none).
     var registryIndex = -1
+    /// The last local transform used (a repeated request skips the registry) and its counters.
+    var lastHandle: TransformHandle?
+    var lastHandleCounters: TransformCounters?
+    /// Where the hot path builds replies; allocated on first use.
+    var scratch: ScratchBuffer?
 
     init(limits: ServerLimits) {
         session = ConnectionSession(configuration: .init(maxPendingRequests: limits.maxPendingPerConnection))
@@ -142,13 +150,44 @@ extension TransformSessionHost {
         }
     }
 
-    /// Runs a transform request on the backend and answers it.
+    /// Runs a transform request on the backend and answers it. For the local service, the
+    /// handle is kept between requests and an all-ASCII text to a transform with a byte fast
+    /// path, with nothing owed before it, is answered in place (no allocation, no `String`).
     func runRequest(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, style: ReplyStyle) {
         if host.session.draining {
             fail(.shuttingDown, style: style, countingAs: nil)
             return
         }
-        answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+        guard let local = state.localService else {
+            answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+            return
+        }
+        let handle: TransformHandle
+        if let last = host.lastHandle, last.isRegistered, last.matches(name) {
+            handle = last
+        } else if let found = local.lookup(name: name) {
+            handle = found
+            host.lastHandle = found
+            host.lastHandleCounters = state.stats.counters(for: found.name)
+        } else {
+            answer(local.start(name: name, text: text, context: state.context), name: name, style: style)
+            return
+        }
+        if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
+            ASCIIBytes.isASCII(text)
+        {
+            let scratch: ScratchBuffer
+            if let existing = host.scratch {
+                scratch = existing
+            } else {
+                scratch = ScratchBuffer()
+                host.scratch = scratch
+            }
+            writeFastReply(fast, text: text, style: style, scratch: scratch)
+            host.lastHandleCounters?.ok &+= 1
+            return
+        }
+        answer(handle.apply(text, context: state.context), name: name, style: style)
     }
 
     /// Answers a failed request: its error reply, or (where the form has none) a close without
