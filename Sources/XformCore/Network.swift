@@ -16,6 +16,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 public protocol Transport: AnyObject {
     /// Queues bytes for sending. Never blocks; the bytes are copied.
     func write(_ bytes: UnsafeRawBufferPointer)
+    /// Queues up to `capacity` bytes that `fill` writes in place, straight into the output
+    /// buffer where the transport has one (no intermediate copy); `fill` returns how many it
+    /// wrote (0: nothing is queued).
+    func write(reserving capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int)
     /// Sends what is buffered, then closes. Reading stops at once.
     func loseConnection()
     /// Closes at once, dropping buffered output.
@@ -37,6 +41,14 @@ public protocol Transport: AnyObject {
 }
 
 extension Transport {
+    /// The default: `fill` writes into a temporary buffer, which is then queued with `write(_:)`.
+    public func write(reserving capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int) {
+        withUnsafeTemporaryAllocation(byteCount: max(capacity, 1), alignment: 16) { buffer in
+            let n = fill(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<capacity]))
+            if n > 0 { write(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+        }
+    }
+
     /// Queues a byte array for sending.
     public func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }

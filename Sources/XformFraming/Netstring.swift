@@ -73,6 +73,9 @@ struct NetstringParser: InPlaceFrameParser {
     /// The payload length once the prefix has been read, else nil.
     var declaredLength: Int? { inPayload ? length : nil }
 
+    /// The payload and its comma, once the prefix has been read.
+    var partialFrameSize: Int? { inPayload ? length + 1 : nil }
+
     mutating func resync() {}
 
     mutating func step(_ input: UnsafeRawBufferPointer, from start: Int) -> ParseStep<NetstringError> {

@@ -128,6 +128,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         }
         st.parser = p
         if pos < chunk.count {
+            reserveForPartialFrame(st.buffer.count)
             st.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[pos...]))
         }
         st.busy = false
@@ -165,7 +166,10 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             }
         }
         st.busy = false
-        if !delivered { return .continueBuffered }
+        if !delivered {
+            reserveForPartialFrame(st.readIndex)
+            return .continueBuffered
+        }
         if st.halted || (transport?.disconnecting ?? false) {
             halt()
             return .stopped
@@ -248,6 +252,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             }
         }
         compact()
+        reserveForPartialFrame(st.readIndex)
         st.busy = false
         if st.halted {
             halt()
@@ -276,6 +281,15 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             st.busy = false
             halt()
         }
+    }
+
+    /// Sizes the buffer once for a frame of declared size starting at `start` (a large payload
+    /// arriving in many reads is then never copied by the buffer's growth).
+    @inline(__always)
+    private func reserveForPartialFrame(_ start: Int) {
+        guard let size = st.parser.partialFrameSize, size > 4096 else { return }
+        let needed = start + size
+        if st.buffer.capacity < needed { st.buffer.reserveCapacity(needed) }
     }
 
     private func compact() {

@@ -99,6 +99,19 @@ final class TCPConnection: IOHandler, Transport {
         }
     }
 
+    /// Lets `fill` write up to `capacity` bytes straight into the output buffer (no copy).
+    public func write(reserving capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int) {
+        guard !f.closed, !f.writeShutdownRequested, capacity > 0 else { return }
+        let n = fill(out.reserve(capacity))
+        guard n > 0 else { return }
+        out.commit(n)
+        markDirty()
+        if !f.aboveHighWatermark && bufferedByteCount > highWatermark {
+            f.aboveHighWatermark = true
+            proto?.writeBufferFull()
+        }
+    }
+
     /// Stops reading, sends what is buffered, then closes; `connectionLost(.done)` follows.
     public func loseConnection() {
         guard !f.closed, !f.disconnecting else { return }

@@ -152,28 +152,27 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         LineTransformCodec.reply(text, block: block)
     }
 
-    /// The hot path: `OK `, the transformed text and `\n` built in place, one transport write
-    /// (a text that needs escapes after the transform, or a block, takes the general path).
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool, scratch: ScratchBuffer) {
-        guard let transport else { return }
-        let p = scratch.reserve(text.count + 4)
-        let out = UnsafeMutableRawBufferPointer(start: p + 3, count: text.count)
-        fast(text, out)
-        let transformed = UnsafeRawBufferPointer(out)
-        if block || LineTransformCodec.firstEscapable(transformed) < transformed.count {
-            var reply: [UInt8] = []
-            block
-                ? LineTransformCodec.appendBlockReply(transformed, to: &reply)
-                : LineTransformCodec.appendReply(transformed, to: &reply)
-            write(reply)
-            return
+    /// The hot path: `OK `, the transformed text and `\n` written in place in the transport's
+    /// output buffer. A block, or a text that needs escapes after the transform, takes the
+    /// general path (returns false).
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool) -> Bool {
+        guard !block else { return false }
+        guard let transport else { return true }
+        var length = 0
+        transport.write(reserving: text.count + 4) { buffer in
+            let p = buffer.baseAddress!
+            let out = UnsafeMutableRawBufferPointer(start: p + 3, count: text.count)
+            fast(text, out)
+            if LineTransformCodec.firstEscapable(UnsafeRawBufferPointer(out)) < text.count { return 0 }
+            p.storeBytes(of: UInt8(ascii: "O"), toByteOffset: 0, as: UInt8.self)
+            p.storeBytes(of: UInt8(ascii: "K"), toByteOffset: 1, as: UInt8.self)
+            p.storeBytes(of: UInt8(ascii: " "), toByteOffset: 2, as: UInt8.self)
+            p.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: 3 + text.count, as: UInt8.self)
+            length = text.count + 4
+            return length
         }
-        p.storeBytes(of: UInt8(ascii: "O"), toByteOffset: 0, as: UInt8.self)
-        p.storeBytes(of: UInt8(ascii: "K"), toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: UInt8(ascii: " "), toByteOffset: 2, as: UInt8.self)
-        p.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: 3 + text.count, as: UInt8.self)
-        state.stats.bytes.sent &+= text.count + 4
-        transport.write(UnsafeRawBufferPointer(start: p, count: text.count + 4))
+        state.stats.bytes.sent &+= length
+        return length > 0
     }
 
     /// Errors are always one `ERR` line.

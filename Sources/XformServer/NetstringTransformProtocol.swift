@@ -80,15 +80,19 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         }
     }
 
-    /// The hot path: header, transformed bytes and trailer built in place, one transport write.
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style extended: Bool, scratch: ScratchBuffer) {
-        guard let transport else { return }
-        let p = scratch.reserve(text.count + NetstringTransformCodec.maxReplyOverhead)
-        let length = NetstringTransformCodec.writeReply(textCount: text.count, extended: extended, to: p) {
-            fast(text, $0)
+    /// The hot path: header, transformed bytes and trailer written in place in the transport's
+    /// output buffer.
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style extended: Bool) -> Bool {
+        guard let transport else { return true }
+        var length = 0
+        transport.write(reserving: text.count + NetstringTransformCodec.maxReplyOverhead) { buffer in
+            length = NetstringTransformCodec.writeReply(textCount: text.count, extended: extended, to: buffer.baseAddress!) {
+                fast(text, $0)
+            }
+            return length
         }
         state.stats.bytes.sent &+= length
-        transport.write(UnsafeRawBufferPointer(start: p, count: length))
+        return true
     }
 
     // MARK: Replies

@@ -32,9 +32,11 @@ protocol TransformSessionHost: DrainableConnection {
     func successReply(_ text: [UInt8], style: ReplyStyle) -> [UInt8]
     /// The error reply, or nil where the form's only signal is a close without reply.
     func errorReply(_ error: WireError, style: ReplyStyle) -> [UInt8]?
-    /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`,
-    /// built in `scratch` (the transform writes its output in place), in one transport write.
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle, scratch: ScratchBuffer)
+    /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`
+    /// straight into the transport's output buffer (the transform writes its output in place).
+    ///
+    /// - Returns: false when nothing was written (the general path must answer).
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool
 }
 
 /// The mutable state every transform protocol keeps for the shared code.
@@ -50,8 +52,6 @@ struct SessionHostState {
     /// The last local transform used (a repeated request skips the registry) and its counters.
     var lastHandle: TransformHandle?
     var lastHandleCounters: TransformCounters?
-    /// Where the hot path builds replies; allocated on first use.
-    var scratch: ScratchBuffer?
 
     init(limits: ServerLimits) {
         session = ConnectionSession(configuration: .init(maxPendingRequests: limits.maxPendingPerConnection))
@@ -174,16 +174,8 @@ extension TransformSessionHost {
             return
         }
         if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
-            ASCIIBytes.isASCII(text)
+            ASCIIBytes.isASCII(text), writeFastReply(fast, text: text, style: style)
         {
-            let scratch: ScratchBuffer
-            if let existing = host.scratch {
-                scratch = existing
-            } else {
-                scratch = ScratchBuffer()
-                host.scratch = scratch
-            }
-            writeFastReply(fast, text: text, style: style, scratch: scratch)
             host.lastHandleCounters?.ok &+= 1
             return
         }
