@@ -9,16 +9,14 @@ import XformCore
 /// high watermark the protocol hears `writeBufferFull()`; at or below the low watermark after
 /// that, `writeBufferDrained()`. `connectionLost` is reported exactly once, and never from
 /// inside a call the protocol made into the transport.
-///
-/// Its state is marked `@exclusivity(unchecked)`: the connection is confined to the reactor
-/// thread and no access to these properties spans a call that could re-enter, so the runtime
-/// exclusivity checks (a measurable share of the per-request cost) can never fire.
 final class TCPConnection: IOHandler, Transport {
     unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
+    // Unchecked: read on every event (a checked access costs about 76 instructions, callgrind).
     @exclusivity(unchecked) var proto: (any ConnectionProtocol)?
     /// Called after `connectionLost` (client connections tell their factory).
     var onLost: ((ConnectionEnd) -> Void)?
 
+    // Unchecked: appended to on every reply; a fill closure writes into it, but never re-enters.
     @exclusivity(unchecked) var out = OutputBuffer()
 
     /// Output above which the protocol hears `writeBufferFull()`.
