@@ -113,11 +113,20 @@ public final class TransformService: Service {
     }
 }
 
-/// True when the `count` bytes at `a` and `b` are equal (a byte loop: names are short).
+/// True when the `count` bytes at `a` and `b` are equal: eight bytes at a time, then the rest
+/// (names are short: one or two words).
 @inline(__always)
 func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-    for i in 0..<count where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) {
-        return false
+    var i = 0
+    while i + 8 <= count {
+        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+            return false
+        }
+        i += 8
+    }
+    while i < count {
+        if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+        i += 1
     }
     return true
 }
