@@ -92,7 +92,7 @@ public final class TransformService: Service {
     /// Transforms `text` with the transform called `name`: the API for callers with Strings.
     ///
     /// Synchronous transforms run inline, or on the context's pool for texts longer than its
-    /// offload threshold.
+    /// offload threshold or estimated over its inline budget (see ``TransformContext``).
     ///
     /// - Returns: a Deferred of the text. It fails with ``TransformError/invalidName``,
     ///   ``TransformError/unknownTransform(_:)``, ``TransformError/tooLarge`` or the
@@ -107,7 +107,11 @@ public final class TransformService: Service {
         if size > context.maximumInputBytes { return fail(TransformError.tooLarge) }
         switch handle.transform.body {
         case .synchronous(let body):
-            if size > context.offloadThreshold, let pool = context.threadPool {
+            if let pool = context.threadPool,
+                context.exceedsInlineBudget(
+                    size, cost: handle.transform.cost, hasFastPath: handle.asciiFastPath != nil,
+                    isASCII: { ASCIIBytes.isASCII(text) })
+            {
                 return pool.deferToThread { try TransformHandle.runText(text, body).get() }
             }
             switch TransformHandle.runText(text, body) {
