@@ -8,6 +8,11 @@ public class TransformProtocolFactory: ServerFactory {
     let port: String
     let make: (TransformDispatcher, SocketAddress) -> any ConnectionProtocol
 
+    /// Logs refused connections: the first in full, then one summary line per 10 s (issue 10 §4).
+    lazy var refusals = EventSummarizer(clock: dispatcher.clock, emit: { [logger = dispatcher.logger] in logger.info($0) }) {
+        [port] n, t in "refused \(EventSummarizer.describe(n)) \(port) connections in the last \(EventSummarizer.describe(interval: t)) (connection limit reached)"
+    }
+
     init(dispatcher: TransformDispatcher, port: String, make: @escaping (TransformDispatcher, SocketAddress) -> any ConnectionProtocol) {
         self.dispatcher = dispatcher
         self.port = port
@@ -18,11 +23,14 @@ public class TransformProtocolFactory: ServerFactory {
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
         guard dispatcher.openConnections(port: port) < dispatcher.limits.maxConnections else {
             dispatcher.stats.connectionRefused()
-            dispatcher.logger.info("refusing \(port) connection from \(peer): connection limit reached")
+            refusals.record("refusing \(port) connection from \(peer): connection limit reached")
             return nil
         }
         return make(dispatcher, peer)
     }
+
+    /// The port stopped listening: writes the pending refusal summary.
+    public func stopFactory() { refusals.flush() }
 }
 
 /// Builds netstring transform protocols (protocol-spec/netstring.md).
