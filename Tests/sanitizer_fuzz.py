@@ -75,8 +75,7 @@ def exchange(port, payload, rng):
             c.sendall(payload)
             if rng.random() < 0.1:
                 return  # vanish mid-request
-            if rng.random() < 0.5:
-                c.shutdown(socket.SHUT_WR)
+            c.shutdown(socket.SHUT_WR)  # half-close: the server answers what it read, then closes
             end = time.monotonic() + 2
             while time.monotonic() < end:
                 if not c.recv(65536):
