@@ -15,7 +15,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 REPORT='ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:'
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+# Leak checking is on for the server (a real process, checked when it exits after SIGTERM) but
+# off for `swift test`: the in-memory tests leave connections open whose protocol and transport
+# keep each other alive (and XCTest's runner leaks its own objects), which LeakSanitizer lists
+# by the thousand without saying anything about the server. SERVER_ASAN_OPTIONS overrides.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1}
+SERVER_ASAN_OPTIONS=${SERVER_ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}
 failed=()
 
@@ -46,7 +51,8 @@ run_one() {
     log "[$san] random requests against the running server"
     local bin server_log="$scratch/sanitizer-server.log"
     bin=$(swift build --sanitize="$san" --scratch-path "$scratch" --show-bin-path)
-    "$bin/transform-server" --netstring-port 0 --line-port 0 --interface 127.0.0.1 >"$server_log" 2>&1 &
+    ASAN_OPTIONS=$SERVER_ASAN_OPTIONS "$bin/transform-server" --netstring-port 0 --line-port 0 \
+        --interface 127.0.0.1 >"$server_log" 2>&1 &
     local pid=$!
     local ports=""
     for _ in $(seq 300); do
