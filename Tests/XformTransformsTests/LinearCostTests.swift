@@ -69,13 +69,13 @@ struct InlineBudgetTests {
         let pool = QueuedPool()
         let context = TransformContext(clock: ManualClock(), threadPool: pool)
         let reverse = try #require(TransformService().lookup("reverse"))
-        // 16 KiB of flags: 60 ns/B estimated, about 1 ms: over the default 1 ms budget.
-        let flags = Array(PathologicalText.shapes[0].make(20_000).utf8)
+        // 30 KB of flags at 40 ns/B is estimated at 1.2 ms: over the default 1 ms budget.
+        let flags = Array(PathologicalText.shapes[0].make(30_000).utf8)
         let d = try #require(pendingDeferred(apply(reverse, flags, context)))
         pool.runAll()
         #expect(successResult(of: d)?.count == flags.count)
         // The same size in ASCII is the byte loop's business: inline.
-        #expect(doneBytes(apply(reverse, Array(repeating: 0x61, count: 20_000), context)) != nil)
+        #expect(doneBytes(apply(reverse, Array(repeating: 0x61, count: 30_000), context)) != nil)
         #expect(pool.queued.isEmpty)
     }
 
@@ -86,7 +86,8 @@ struct InlineBudgetTests {
         let service = TransformService()
         try service.register(Transform(name: "same", summary: "identity", body: .synchronous({ $0 })))
         let upper = try #require(service.lookup("upper"))
-        #expect(doneBytes(apply(upper, Array(String(repeating: "é", count: 1000).utf8), context)) != nil)
+        // 1,000 bytes at 55 ns/B: 55 µs, inline.
+        #expect(doneBytes(apply(upper, Array(String(repeating: "é", count: 500).utf8), context)) != nil)
         // 2,000 bytes at the unknown rate (60 ns/B) is 120 µs: over a 100 µs budget.
         let same = try #require(service.lookup("same"))
         #expect(pendingDeferred(apply(same, Array(repeating: 0x61, count: 2000), context)) != nil)
