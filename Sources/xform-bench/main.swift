@@ -1,5 +1,6 @@
 // xform-bench: benchmarks, never tests. Each subcommand prints its figures.
 //   deferred      cost per callback of long Deferred chains
+//   async         async bodies: the reactor executor against a global Task + callFromThread
 //   timers        delayed-call and callFromThread throughput of the epoll reactor
 //   transforms    transform throughput: ASCII fast paths against the String paths
 //   locks         Synchronization.Mutex against PthreadMutex, uncontended and contended
@@ -10,6 +11,8 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "deferred":
     runDeferredBench()
+case "async":
+    runAsyncBodyBench()
 case "timers":
     runReactorBench()
 case "transforms":
@@ -23,5 +26,5 @@ case "framing":
 case "serve":
     runServe(Array(args.dropFirst()))
 default:
-    print("usage: xform-bench deferred | timers | transforms | locks | linear [MAX] | framing [FILTER] | serve PORT [LINEPORT]")
+    print("usage: xform-bench deferred | async | timers | transforms | locks | linear [MAX] | framing [FILTER] | serve PORT [LINEPORT]")
 }
