@@ -15,8 +15,8 @@ targets=("$@")
 status=0
 summary=()
 for t in "${targets[@]}"; do
-    seeds=Fuzz/corpus/${t#Fuzz}
-    seeds=${seeds,,}
+    name=${t#Fuzz}
+    seeds=Fuzz/corpus/${name,,}
     work=$OUT/corpus/$t
     mkdir -p "$work"
     echo "==> $t for ${SECONDS_EACH} s"
