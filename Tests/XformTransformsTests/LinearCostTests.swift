@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import XformCore
 import XformTesting
@@ -45,7 +48,11 @@ struct LinearCostTests {
         // The 100 ms floor keeps noise (debug and sanitizer builds, two cores shared with other
         // builds) from failing fast transforms; quadratic reverse took 80 ms at 16 KB and 961 ms
         // at 64 KB, past both bounds.
-        #expect(large < max(10 * small, 100), "16 KB: \(small) ms, 64 KB: \(large) ms")
+        // Under a sanitizer (Tests/sanitizers.sh sets XFORM_SANITIZER) instrumentation and
+        // shadow memory distort the ratio; the absolute bound below still holds there.
+        if getenv("XFORM_SANITIZER") == nil {
+            #expect(large < max(10 * small, 100), "16 KB: \(small) ms, 64 KB: \(large) ms")
+        }
         #expect(large < 400, "64 KB took \(large) ms")
     }
 
