@@ -15,6 +15,11 @@ let package = Package(
         .library(name: "XformTransforms", targets: ["XformTransforms"]),
         .library(name: "XformServer", targets: ["XformServer"]),
         .library(name: "XformClient", targets: ["XformClient"]),
+        // The client with a reactor thread of its own: `TransformClient.connect(host:port:)`.
+        .library(name: "XformClientKit", targets: ["XformClientKit"]),
+        // Everything `transform-server` is, as a library: a server with extra transforms is a
+        // `main.swift` of a few lines (Part 16's twistd plugins).
+        .library(name: "TransformServerKit", targets: ["TransformServerKit"]),
         .executable(name: "transform-server", targets: ["transform-server"]),
         .executable(name: "xform", targets: ["xform"]),
         .executable(name: "xform-bench", targets: ["xform-bench"]),
@@ -37,6 +42,8 @@ let package = Package(
         .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
+        // TransformClient.connect: the client on a reactor thread it owns.
+        .target(name: "XformClientKit", dependencies: ["XformClient", "XformCore", "XformReactor"]),
         // Daemon support: command line, pidfile, log files, systemd, privileges.
         .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
 
@@ -45,7 +52,11 @@ let package = Package(
             name: "XformCommands",
             dependencies: ["XformServer", "XformClient", "XformReactor", "XformDaemon", "XformTransforms"]),
 
-        .executableTarget(name: "transform-server", dependencies: ["XformCommands"], exclude: ["systemd"]),
+        // The server as a library: TransformServerProgram.run(adding:), StandardErrorLogHandler.
+        .target(
+            name: "TransformServerKit", dependencies: ["XformCommands", "XformCore", "XformDaemon", "XformTransforms"]),
+
+        .executableTarget(name: "transform-server", dependencies: ["TransformServerKit"], exclude: ["systemd"]),
         .executableTarget(name: "xform", dependencies: ["XformCommands"]),
         .executableTarget(
             name: "xform-bench",
@@ -62,13 +73,13 @@ let package = Package(
             name: "XformServerTests", dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor"]),
         .testTarget(
             name: "XformClientTests",
-            dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
+            dependencies: ["XformClient", "XformClientKit", "XformServer", "XformTesting", "XformReactor"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
         .testTarget(
             name: "XformCommandsTests",
             dependencies: [
                 "XformCommands", "XformTesting", "XformServer", "XformClient", "XformReactor", "XformTransforms",
-                "XformDaemon",
+                "XformDaemon", "TransformServerKit",
             ]),
     ]
 )

@@ -34,3 +34,8 @@ swift test --skip-build
 
 log "integration tests"
 XFORM_BIN_DIR=$(swift build --show-bin-path) python3 -m pytest -q -p no:cacheprovider Tests/Integration
+
+# Issue 11: the embedding example (a server with its own transform through TransformServerKit),
+# built as a separate package that depends on xform by path, then smoke-tested.
+log "example: Examples/PirateServer"
+bash Tests/example-smoke.sh "$(swift build --show-bin-path)/xform"

@@ -206,6 +206,14 @@ final class ClientConnection: ClientFactory {
         for r in pending { r.resolve(.failure(.protocolError(endpoint, detail: detail))) }
     }
 
+    /// The connection closed in the middle of a reply: a lost connection (the server died or
+    /// restarted), retried like one; not a protocol error, which is not retried.
+    func lostMidReply() {
+        let pending = takePending()
+        abort()
+        for r in pending { r.resolve(.failure(.connectionLost(endpoint))) }
+    }
+
     /// The connection ended. `midReply` tells that part of a reply had arrived.
     func lost(_ reason: ConnectionEnd, midReply: Bool) {
         let wasOurs = abortedByUs
@@ -221,8 +229,8 @@ final class ClientConnection: ClientFactory {
             return
         }
         if midReply {
-            let e = TransformProxyError.protocolError(endpoint, detail: "the connection closed in the middle of a reply")
-            for r in pending { r.resolve(.failure(e)) }
+            // A server that died or restarted mid-reply: transient, unlike a protocol error.
+            for r in pending { r.resolve(.failure(.connectionLost(endpoint))) }
             return
         }
         if mode == .extended, !wasOurs, !gotReply, reason == .done, pending.contains(where: { $0.sent }),
@@ -332,6 +340,8 @@ final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
             NetstringTransformCodec.appendRequest(name: name, text: text, extended: mode == .extended, to: &request)
         case .list:
             NetstringTransformCodec.appendQuery("list", to: &request)
+        case .limits:
+            NetstringTransformCodec.appendQuery("limits", to: &request)
         }
         return request
     }
@@ -356,7 +366,7 @@ final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
 
     override func framingError(_ error: NetstringError) {
         if case .incompleteFrame = error {
-            owner.protocolFailure("the connection closed in the middle of a reply")
+            owner.lostMidReply()
         } else {
             owner.protocolFailure("malformed netstring (\(error))")
         }
@@ -395,6 +405,9 @@ final class LineClientWire: LineReceiver, ClientCodecWire {
             LineTransformCodec.appendRequest(name: name, text: text, to: &request)
         case .list:
             LineTransformCodec.appendCommand("list", to: &request)
+        case .limits:
+            // Never queued: the line protocol has no limits query (TransformProxy.dispatch).
+            preconditionFailure("?limits on a line connection")
         }
         return request
     }

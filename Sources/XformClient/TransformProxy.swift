@@ -27,9 +27,16 @@ import XformCore
 ///
 /// **Retries.** Each call runs as a ``RetryingCall`` on the reactor's clock with
 /// ``Configuration/backoff``; only transient failures are retried
-/// (``TransformProxyError/isTransient``): refused, lost, timed out, shutting down, protocol
-/// errors. Definitive ones (unknown transform, bad request, too large, invalid UTF-8, transform
-/// failed) fail the call at once. With several endpoints, a transient failure moves the call,
+/// (``TransformProxyError/isTransient``): refused, lost, shutting down, and a timeout at most
+/// ``Configuration/timeoutRetries`` times. Definitive ones (unknown transform, bad request, too
+/// large, invalid UTF-8, transform failed, a protocol error such as a reply that is not a
+/// netstring) fail the call at once. ``Configuration/deadline`` bounds a whole call: no attempt
+/// starts after it, and each attempt's timeout is cut to the time left.
+///
+/// **Limits.** Before its first transform request to an endpoint (netstring, extended form) the
+/// proxy asks `?limits` (protocol-spec/netstring.md section 3.1) once and keeps the answer; a
+/// text the server would refuse then fails at once with ``TransformProxyError/tooLarge(_:)``,
+/// without being sent. An older server (`-bad_request`, or a close) means no local check. With several endpoints, a transient failure moves the call,
 /// and later calls, to the next endpoint (failover); with ``Configuration/race`` each attempt
 /// goes to two endpoints at once and the first reply wins, the other being cancelled.
 ///
@@ -64,6 +71,16 @@ public final class TransformProxy: ConnectionOwner {
         public var originalFormRecheckInterval: Duration = .seconds(60)
         /// Replaces the default retry decision (``TransformProxyError/isTransient``) when set.
         public var shouldRetry: (@Sendable (TransformProxyError) -> Bool)?
+        /// The most time one call may take in all, retries and their delays included: no attempt
+        /// starts after it and each attempt's ``timeout`` is cut to what is left; nil for no
+        /// bound. Default 30 s (`xform --deadline`).
+        public var deadline: Duration? = .seconds(30)
+        /// How many times an attempt that timed out is retried. Default 1: a server that does not
+        /// answer in ``timeout`` rarely answers the third time (`xform --retry-timeouts`).
+        public var timeoutRetries: Int = 1
+        /// Asks each endpoint's limits (`?limits`) once, before the first transform request, and
+        /// refuses a too-large text locally with ``TransformProxyError/tooLarge(_:)``. Default true.
+        public var checkLimits: Bool = true
 
         /// The defaults.
         public init() {}
@@ -90,6 +107,15 @@ public final class TransformProxy: ConnectionOwner {
     var preferred = 0
     /// True after ``close()``.
     public private(set) var isClosed = false
+    /// What each endpoint said to `?limits` (see ``serverLimits(of:)``).
+    var limits: [Endpoint: LimitsState] = [:]
+
+    /// An endpoint's limits: known (nil when the server cannot tell), or being asked for, with
+    /// the calls waiting for the answer.
+    enum LimitsState {
+        case known(ServerLimitsReply?)
+        case asking([(Result<ServerLimitsReply?, TransformProxyError>) -> Void])
+    }
 
     /// Creates a proxy for several endpoints, tried in order (failover).
     ///
@@ -169,18 +195,29 @@ public final class TransformProxy: ConnectionOwner {
         let n = endpoints.count
         var index = preferred
         var closedWithoutReply = 0
+        var timeouts = 0
         let custom = configuration.shouldRetry
+        let timeoutRetries = configuration.timeoutRetries
+        var backoff = configuration.backoff
+        let start = reactor.now
+        let deadline = configuration.deadline
+        if let deadline { backoff.maxElapsed = min(backoff.maxElapsed ?? deadline, deadline) }
         let retrying = RetryingCall<String>(
-            clock: reactor, backoff: configuration.backoff,
+            clock: reactor, backoff: backoff,
             shouldRetry: { [weak self] error in
                 guard let self, !self.isClosed else { return false }
                 let e = TransformProxyError.from(error)
                 if let custom { return custom(e) }
-                if case .closedWithoutReply = e {
+                switch e {
+                case .closedWithoutReply:
                     closedWithoutReply += 1
                     return closedWithoutReply < 2
+                case .timedOut:
+                    timeouts += 1
+                    return timeouts <= timeoutRetries
+                default:
+                    return e.isTransient
                 }
-                return e.isTransient
             },
             onRetry: { [weak self] attempt, error, delay in
                 guard let self else { return }
@@ -192,10 +229,26 @@ public final class TransformProxy: ConnectionOwner {
             },
             operation: { [weak self] in
                 guard let self, !self.isClosed else { throw TransformProxyError.cancelled }
-                if self.configuration.race, n > 1 {
-                    return self.race(kind, self.endpoints[index], self.endpoints[(index + 1) % n])
+                var timeout = self.configuration.timeout
+                if let deadline {
+                    let left = deadline - (self.reactor.now - start)
+                    guard left > .zero else { throw TransformProxyError.timedOut(after: deadline) }
+                    timeout = min(timeout ?? left, left)
                 }
-                return self.attempt(kind, to: self.endpoints[index])
+                if self.configuration.race, n > 1 {
+                    return self.race(kind, self.endpoints[index], self.endpoints[(index + 1) % n], timeout: timeout)
+                }
+                let endpoint = self.endpoints[index]
+                if case .transform(let name, let text) = kind, self.asksLimits(endpoint) {
+                    return self.serverLimits(of: endpoint, timeout: timeout).flatMap { [weak self] limits in
+                        guard let self else { throw TransformProxyError.cancelled }
+                        if let limits, let refusal = limits.refusal(name: name, text: text) {
+                            throw TransformProxyError.tooLarge(refusal)
+                        }
+                        return self.attempt(kind, to: endpoint, timeout: timeout)
+                    }
+                }
+                return self.attempt(kind, to: endpoint, timeout: timeout)
             })
         return retrying.start().mapResult { outcome in
             switch outcome {
@@ -207,8 +260,8 @@ public final class TransformProxy: ConnectionOwner {
 
     /// One attempt to two endpoints at once: the first reply wins and the other is cancelled.
     /// When both fail, a definitive failure wins over a transient one.
-    func race(_ kind: RequestKind, _ a: Endpoint, _ b: Endpoint) -> Deferred<String> {
-        let winner = firstSuccess([attempt(kind, to: a), attempt(kind, to: b)])
+    func race(_ kind: RequestKind, _ a: Endpoint, _ b: Endpoint, timeout: Duration?) -> Deferred<String> {
+        let winner = firstSuccess([attempt(kind, to: a, timeout: timeout), attempt(kind, to: b, timeout: timeout)])
         // `firstSuccess` and `mapResult` both hold `winner` weakly; capturing it here keeps it
         // alive until it fires (its chain is dropped then, which breaks the cycle).
         return winner.mapResult { outcome in
@@ -223,12 +276,13 @@ public final class TransformProxy: ConnectionOwner {
         }
     }
 
-    /// One attempt: queue the request on a connection to `endpoint`, with the per-call timeout.
-    func attempt(_ kind: RequestKind, to endpoint: Endpoint) -> Deferred<String> {
+    /// One attempt: queue the request on a connection to `endpoint`, with a timeout (the
+    /// per-attempt timeout, cut to what the call's deadline leaves).
+    func attempt(_ kind: RequestKind, to endpoint: Endpoint, timeout: Duration?) -> Deferred<String> {
         let request = PendingRequest(kind: kind, endpoint: endpoint)
         let d = Deferred<String>(canceller: { [weak request] _ in request?.cancelled() })
         request.deferred = d
-        if let timeout = configuration.timeout {
+        if let timeout {
             request.timer = reactor.callLater(timeout) { [weak request] in request?.timedOut(after: timeout) }
         }
         dispatch(request)
@@ -248,11 +302,17 @@ public final class TransformProxy: ConnectionOwner {
             mode = .line
         } else if isOriginalForm(endpoint) {
             mode = .original
-            if case .list = request.kind {
+            switch request.kind {
+            case .list:
                 request.resolve(
                     .failure(
                         .notSupported("the server at \(endpoint) speaks the original protocol, which cannot list transforms")))
                 return
+            case .limits:
+                request.resolve(.failure(.notSupported("the original protocol has no ?limits")))
+                return
+            case .transform:
+                break
             }
         } else {
             mode = .extended
@@ -276,6 +336,66 @@ public final class TransformProxy: ConnectionOwner {
         c.connector = reactor.connectTCP(
             host: endpoint.host, port: endpoint.port, factory: c, timeout: configuration.connectTimeout)
         return c
+    }
+
+    // MARK: Limits
+
+    /// True when a transform request to `endpoint` first needs its limits.
+    func asksLimits(_ endpoint: Endpoint) -> Bool {
+        guard configuration.checkLimits, configuration.wire == .netstring, !isOriginalForm(endpoint) else { return false }
+        if case .known(nil)? = limits[endpoint] { return false }
+        return true
+    }
+
+    /// The limits `endpoint` announces to `?limits`: asked once, then cached for the proxy's
+    /// life; calls made while the question is in flight share it.
+    ///
+    /// - Returns: a Deferred of the limits, or of nil when the server cannot tell (an older
+    ///   server answers `-bad_request` or closes without a reply: no local check then). Fails
+    ///   with the failure of the question when it says nothing about the server (refused, lost,
+    ///   timed out: not cached, asked again by the next attempt) or with a protocol error.
+    public func serverLimits(of endpoint: Endpoint, timeout: Duration? = nil) -> Deferred<ServerLimitsReply?> {
+        switch limits[endpoint] {
+        case .known(let known)?:
+            return succeed(known)
+        case .asking(var waiters)?:
+            let d = Deferred<ServerLimitsReply?>()
+            waiters.append { outcome in try? d.fire(outcome.mapError { $0 }) }
+            limits[endpoint] = .asking(waiters)
+            return d
+        case nil:
+            let d = Deferred<ServerLimitsReply?>()
+            limits[endpoint] = .asking([{ outcome in try? d.fire(outcome.mapError { $0 }) }])
+            // Not cancelled with any one caller: others may share the answer.
+            _ = attempt(.limits, to: endpoint, timeout: timeout ?? configuration.timeout).addObserver {
+                [weak self] outcome in
+                self?.limitsAnswered(endpoint, outcome.mapError(TransformProxyError.from))
+            }.addErrback { _ in "" }
+            return d
+        }
+    }
+
+    func limitsAnswered(_ endpoint: Endpoint, _ outcome: Result<String, TransformProxyError>) {
+        guard case .asking(let waiters)? = limits[endpoint] else { return }
+        let answer: Result<ServerLimitsReply?, TransformProxyError>
+        switch outcome {
+        case .success(let text):
+            answer = .success(ServerLimitsReply(parsing: text))
+        case .failure(.connectionRefused), .failure(.connectFailed), .failure(.connectionLost),
+            .failure(.timedOut), .failure(.shuttingDown), .failure(.cancelled), .failure(.unknownHost),
+            .failure(.protocolError):
+            answer = outcome.map { _ in nil }
+        case .failure:
+            // bad_request (a server from before ?limits), notSupported (an original-protocol
+            // server), or any other refusal: the server cannot tell; no local check.
+            answer = .success(nil)
+        }
+        if case .success(let known) = answer {
+            limits[endpoint] = .known(known)
+        } else {
+            limits[endpoint] = nil
+        }
+        for w in waiters { w(answer) }
     }
 
     // MARK: ConnectionOwner
@@ -306,5 +426,11 @@ public final class TransformProxy: ConnectionOwner {
     /// Returns a Sendable handle for async code; call on the reactor thread.
     public func makeClient() -> TransformClient {
         TransformClient(proxy: self, threading: reactor.threading)
+    }
+
+    /// Returns a Sendable handle that owns the reactor thread this proxy runs on: closing the
+    /// handle (or dropping it) stops `runtime`. Call on the reactor thread.
+    public func makeClient(owning runtime: any TransformClientRuntime) -> TransformClient {
+        TransformClient(proxy: self, threading: reactor.threading, runtime: runtime)
     }
 }

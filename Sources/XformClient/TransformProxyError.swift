@@ -23,9 +23,14 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 ///
 /// | case | transient |
 /// |---|---|
-/// | `connectionRefused`, `connectFailed`, `connectionLost`, `timedOut`, `shuttingDown`, `protocolError` | yes |
+/// | `connectionRefused`, `connectFailed`, `connectionLost`, `shuttingDown` | yes |
+/// | `timedOut` | once, unless ``TransformProxy/Configuration/timeoutRetries`` says otherwise |
 /// | `closedWithoutReply` | once (see ``TransformProxy``) |
-/// | `unknownHost`, `unknownTransform`, `badRequest`, `tooLarge`, `invalidUTF8`, `transformFailed`, `notSupported`, `cancelled` | no |
+/// | `protocolError`, `unknownHost`, `unknownTransform`, `badRequest`, `tooLarge`, `invalidUTF8`, `transformFailed`, `notSupported`, `cancelled` | no |
+///
+/// A protocol error is not retried: a reply that is not what the protocol says (for example the
+/// line port's `ERR ...` reaching a netstring client pointed at the wrong port) will not change
+/// on the next attempt, and retrying only hides the mistake (issue 11).
 public enum TransformProxyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Nothing listens at the endpoint (`ECONNREFUSED`).
     case connectionRefused(Endpoint)
@@ -63,14 +68,14 @@ public enum TransformProxyError: Error, Sendable, Equatable, CustomStringConvert
     case cancelled
 
     /// True for failures worth another attempt: refused, connect failures, lost connections,
-    /// timeouts, a server shutting down, protocol errors, and a close without reply.
+    /// timeouts, a server shutting down, and a close without reply. The proxy bounds the retries
+    /// of timeouts and closes without reply further (see ``TransformProxy``).
     public var isTransient: Bool {
         switch self {
-        case .connectionRefused, .connectFailed, .connectionLost, .timedOut, .shuttingDown, .protocolError,
-            .closedWithoutReply:
+        case .connectionRefused, .connectFailed, .connectionLost, .timedOut, .shuttingDown, .closedWithoutReply:
             return true
-        case .unknownHost, .unknownTransform, .badRequest, .tooLarge, .invalidUTF8, .transformFailed,
-            .notSupported, .cancelled:
+        case .protocolError, .unknownHost, .unknownTransform, .badRequest, .tooLarge, .invalidUTF8,
+            .transformFailed, .notSupported, .cancelled:
             return false
         }
     }
@@ -142,4 +147,6 @@ enum RequestKind: Equatable {
     case transform(name: String, text: String)
     /// List the transforms.
     case list
+    /// Ask for the server's limits (`?limits`, protocol-spec/netstring.md section 3.1).
+    case limits
 }

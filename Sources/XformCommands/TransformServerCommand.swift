@@ -31,10 +31,13 @@ public enum TransformServerCommand {
 
     /// Runs the command.
     ///
-    /// - Parameter arguments: the full command line, program name first.
+    /// - Parameters:
+    ///   - arguments: the full command line, program name first.
+    ///   - transforms: served besides the built-in ones (`TransformServerKit`'s embedders); a
+    ///     name that is invalid or already taken stops the start-up with status 78.
     /// - Returns: the exit status (0 after a clean stop). With `--daemon` the launcher never
     ///   returns: it exits with the daemon's start-up outcome.
-    public static func main(arguments: [String]) -> Int32 {
+    public static func main(arguments: [String], transforms: [Transform] = []) -> Int32 {
         let (child, arguments) = DaemonChild.extract(from: arguments)
         let environment = ProcessEnvironment.current()
         let invocation = evaluate(
@@ -48,10 +51,22 @@ public enum TransformServerCommand {
             return status
         case .run(let options):
             if options.daemon, child == nil {
-                Daemonizer.launch(arguments: arguments, program: programName)
+                Daemonizer.launch(arguments: arguments, program: programName) { pid in
+                    "\(programName): started in the background (pid \(pid))\(logDescription(options.logDestination))"
+                }
             }
-            return TransformServerRunner(options: options, daemonChild: child, environment: environment).run()
+            return TransformServerRunner(
+                options: options, daemonChild: child, environment: environment, transforms: transforms
+            ).run()
         }
+    }
+}
+
+extension TransformServerCommand {
+    /// `, logging to PATH` for the launcher's start line, or nothing when the log is not a file.
+    static func logDescription(_ destination: TransformServerLogDestination) -> String {
+        if case .file(let path) = destination { return ", logging to \(path)" }
+        return ""
     }
 }
 
@@ -65,6 +80,8 @@ final class TransformServerRunner {
     let options: TransformServerOptions
     let daemonChild: DaemonChild?
     let environment: [String: String]
+    /// Served besides the built-in transforms.
+    let transforms: [Transform]
 
     private var pidFile: PIDFile?
     private var logFile: LogFile?
@@ -72,10 +89,14 @@ final class TransformServerRunner {
     private var logger = Logger(system: TransformServerCommand.programName)
     private let notifier: SystemdNotify
 
-    init(options: TransformServerOptions, daemonChild: DaemonChild?, environment: [String: String]) {
+    init(
+        options: TransformServerOptions, daemonChild: DaemonChild?, environment: [String: String],
+        transforms: [Transform] = []
+    ) {
         self.options = options
         self.daemonChild = daemonChild
         self.environment = environment
+        self.transforms = transforms
         self.notifier = SystemdNotify(environment: environment)
     }
 
@@ -100,8 +121,23 @@ final class TransformServerRunner {
     // MARK: Start-up
 
     private func start() throws(StartupFailure) -> (EpollReactor, TransformServer, TransformServerLifecycle) {
-        // 1. umask and working directory (all paths were made absolute while parsing).
+        // 1. umask and working directory (all paths were made absolute while parsing). The run
+        // directory and the pidfile's and log's directories are created when missing, as
+        // systemd's RuntimeDirectory= does.
         if let mask = options.umask ?? (options.daemon ? 0o077 : nil) { Daemonizer.setUmask(mask) }
+        var directories: [String] = []
+        if let dir = options.rundir { directories.append(dir) }
+        if let dir = options.pidfile.flatMap(Daemonizer.directory(of:)) { directories.append(dir) }
+        if case .file(let path) = options.logDestination, let dir = Daemonizer.directory(of: path) {
+            directories.append(dir)
+        }
+        for dir in directories {
+            do throws(SystemError) {
+                try Daemonizer.makeDirectories(dir)
+            } catch {
+                throw StartupFailure(.cannotCreate, "cannot create the directory \(dir): \(error)")
+            }
+        }
         if let dir = options.rundir {
             do throws(SystemError) {
                 try Daemonizer.changeDirectory(dir)
@@ -144,6 +180,13 @@ final class TransformServerRunner {
 
         // 7. The server: one TransformService behind both ports.
         let service = TransformService()
+        for t in transforms {
+            do throws(TransformRegistrationError) {
+                try service.register(t)
+            } catch {
+                throw StartupFailure(.configuration, "cannot add the transform '\(t.name)': \(error)")
+            }
+        }
         let state = ServerState(
             backend: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
         let server = TransformServer(

@@ -91,7 +91,10 @@ extension TransformServerCommand {
                 "line-port", valueName: "port",
                 help: "The line port; 0 picks a free port, shown in the log.", default: "10002"),
             .option(
-                "max-request-bytes", valueName: "bytes", help: "The longest request text accepted.",
+                "max-request-bytes", valueName: "bytes",
+                help: "The longest request accepted, in bytes: on the netstring port the whole payload, name "
+                    + "included ('!upper.' + text: 99,992 bytes of text for upper by default); on the line port the "
+                    + "text of a block. Clients read it with ?limits.",
                 default: "99999"),
             .option(
                 "max-line-length", valueName: "bytes", help: "The longest line accepted on the line port.",
@@ -141,7 +144,11 @@ extension TransformServerCommand {
             .option(
                 "umask", valueName: "mask",
                 help: "The file-mode creation mask, in octal (default: inherited, or 0077 with --daemon)."),
-            .option("rundir", valueName: "directory", help: "Change to this directory before starting.", default: "."),
+            .option(
+                "rundir", valueName: "directory",
+                help: "Change to this directory before starting; it is created when missing, as are the pidfile's and "
+                    + "the log file's directories.",
+                default: "."),
             .option(
                 "config", valueName: "file",
                 help: "Read options from this file, one 'key = value' per line; the command line wins.",

@@ -22,9 +22,12 @@ public enum XformCommand {
         overview: "Transform text with a transform server.",
         discussion:
             "Reads standard input when no file is given and prints exactly the transformed text, with no newline "
-            + "added. Several files are transformed concurrently and printed in argument order. Transient failures "
-            + "(connection refused or lost, timeouts, a server shutting down) are retried with exponential backoff; "
-            + "definitive ones (an unknown transform, a refused request) fail at once.",
+            + "added. Several files are transformed concurrently and printed in argument order (or, with -o, each "
+            + "written to DIR/<file's base name>). Transient failures (connection refused or lost, a server shutting "
+            + "down) are retried with exponential backoff, a timeout once, all within --deadline; definitive ones "
+            + "(an unknown transform, a refused request, a reply that is not the protocol's) fail at once. A text "
+            + "over the server's limit (asked once with ?limits: '!' + transform name + '.' + text, in bytes) is "
+            + "refused before sending. Output to a closed pipe (xform ... | head) ends quietly with status 0.",
         usage: "xform [<options>] <transform> [<file> ...]\nxform [<options>] --list",
         arguments: [
             ArgumentSpec("transform", help: "The transform to apply (see --list).", optional: true),
@@ -42,7 +45,19 @@ public enum XformCommand {
                 "timeout", short: "t", valueName: "duration",
                 help: "How long each attempt waits for its reply (30, 1.5, 250ms, 2s, 1m).", default: "30s"),
             .option("retries", valueName: "n", help: "How many times a transient failure is retried.", default: "9"),
+            .option(
+                "deadline", valueName: "duration",
+                help: "The most time a call may take in all, retries and their delays included (0: no bound).",
+                default: "30s"),
+            .option(
+                "retry-timeouts", valueName: "n",
+                help: "How many times an attempt that timed out is retried (within --retries and --deadline).",
+                default: "1"),
             .flag("no-retry", help: "Do not retry: the same as --retries 0."),
+            .option(
+                "output-dir", short: "o", valueName: "dir",
+                help: "Write each file's result to DIR/<the file's base name> instead of standard output."),
+            .flag("verbose", short: "v", help: "Print each failed attempt and the delay before the next on stderr."),
             .flag("list", help: "List the server's transforms, one per line, and exit."),
             .option("jobs", short: "j", valueName: "n", help: "How many files are in flight at once.", default: "8"),
             .flag(
@@ -50,7 +65,11 @@ public enum XformCommand {
                 help: "Show a progress line on standard error (default: when it is a terminal and there are several files)."),
             .flag("no-progress", help: "Never show the progress line."),
         ],
-        sections: [exitStatusHelp])
+        sections: [exitStatusHelp],
+        version: version)
+
+    /// What `--version` prints.
+    public static let version = "xform 1.0.0"
 
     /// The EXIT STATUS section of `--help` (the README has the same table).
     public static let exitStatusHelp = HelpSection(
@@ -68,7 +87,8 @@ public enum XformCommand {
                 "69 (EX_UNAVAILABLE)",
                 "The server cannot be reached (refused, unknown host, connection lost) after the retries."),
             .item("71 (EX_OSERR)", "The event loop cannot be created."),
-            .item("74 (EX_IOERR)", "Standard output cannot be written."),
+            .item("73 (EX_CANTCREAT)", "A result cannot be written into the -o directory."),
+            .item("74 (EX_IOERR)", "Standard output cannot be written (a closed pipe is not an error: status 0)."),
             .item("75 (EX_TEMPFAIL)", "No reply within the timeout, or the server is shutting down."),
             .item(
                 "76 (EX_PROTOCOL)",
@@ -88,6 +108,8 @@ public enum XformCommand {
         public var writeError: (String) -> Void
         /// Whether standard error is a terminal (where the progress line is shown by default).
         public var isErrorTerminal: () -> Bool
+        /// Writes a whole file (created or truncated, mode 0666 before the umask).
+        public var writeFile: (String, [UInt8]) -> Result<Void, SystemError>
 
         /// Builds an IO set from its parts.
         public init(
@@ -95,13 +117,23 @@ public enum XformCommand {
             readFile: @escaping (String) -> Result<[UInt8], SystemError>,
             writeOutput: @escaping ([UInt8]) -> Bool,
             writeError: @escaping (String) -> Void,
-            isErrorTerminal: @escaping () -> Bool = { false }
+            isErrorTerminal: @escaping () -> Bool = { false },
+            writeFile: @escaping (String, [UInt8]) -> Result<Void, SystemError> = CommandIO.writeWholeFile
         ) {
             self.readStandardInput = readStandardInput
             self.readFile = readFile
             self.writeOutput = writeOutput
             self.writeError = writeError
             self.isErrorTerminal = isErrorTerminal
+            self.writeFile = writeFile
+        }
+
+        /// Creates or truncates `path` and writes `bytes` to it.
+        public static func writeWholeFile(_ path: String, _ bytes: [UInt8]) -> Result<Void, SystemError> {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+            if fd < 0 { return .failure(SystemError.current("open")) }
+            defer { close(fd) }
+            return writeAll(fd: fd, bytes) ? .success(()) : .failure(SystemError.current("write"))
         }
 
         /// The process's standard streams and file system.
@@ -127,6 +159,10 @@ public enum XformCommand {
         var list: Bool
         var configuration: TransformProxy.Configuration
         var endpoint: Endpoint
+        /// `-o`: where each file's result goes, instead of standard output.
+        var outputDirectory: String?
+        /// `-v`: print each failed attempt.
+        var verbose = false
         /// The most requests in flight (`--jobs`).
         var jobs = 8
         /// `--progress` (true), `--no-progress` (false), or neither (nil: decide by the terminal).
@@ -176,14 +212,33 @@ public enum XformCommand {
             throw .invalidValue(value: parsed.string("timeout") ?? "", option: "timeout", reason: "must be positive")
         }
         let retries = parsed.flag("no-retry") ? 0 : (try parsed.int("retries", in: 0...1000) ?? 9)
+        guard let deadline = try parsed.duration("deadline"), deadline >= .zero else {
+            throw .invalidValue(value: parsed.string("deadline") ?? "", option: "deadline", reason: "must not be negative")
+        }
+        let outputDirectory = parsed.string("output-dir")
+        if let outputDirectory {
+            if files.isEmpty {
+                throw .invalidValue(value: outputDirectory, option: "output-dir", reason: "needs files to name the results")
+            }
+            var seen: Set<String> = []
+            for f in files where !seen.insert(baseName(f)).inserted {
+                throw .invalidValue(
+                    value: outputDirectory, option: "output-dir",
+                    reason: "two files have the base name '\(baseName(f))'")
+            }
+        }
         var configuration = TransformProxy.Configuration()
         configuration.wire = line ? .line : .netstring
         configuration.timeout = timeout
         configuration.connectTimeout = timeout
         configuration.backoff = Backoff(maxAttempts: retries + 1)
+        configuration.deadline = deadline == .zero ? nil : deadline
+        configuration.timeoutRetries = try parsed.int("retry-timeouts", in: 0...1000) ?? 1
         var settings = Settings(
             transform: transform, files: files, list: list, configuration: configuration,
             endpoint: Endpoint(host: host, port: port))
+        settings.outputDirectory = outputDirectory
+        settings.verbose = parsed.flag("verbose")
         settings.jobs = try parsed.int("jobs", in: 1...10_000) ?? 8
         if parsed.flag("progress"), parsed.flag("no-progress") {
             throw .invalidValue(value: "--no-progress", option: "progress", reason: "cannot be combined with --no-progress")
@@ -215,6 +270,7 @@ public enum XformCommand {
         }
         let proxy = TransformProxy(
             endpoints: [settings.endpoint], reactor: reactor, configuration: settings.configuration)
+        reportRetries(of: proxy, on: reactor, verbose: settings.verbose, io: io)
 
         if settings.list {
             var outcome: Result<[String], TransformProxyError>?
@@ -228,7 +284,7 @@ public enum XformCommand {
             switch outcome {
             case .success(let names)?:
                 let text = names.map { $0 + "\n" }.joined()
-                if !io.writeOutput(Array(text.utf8)) { return outputFailed(io) }
+                if !io.writeOutput(Array(text.utf8)) { return outputFailed(io, errno: errno) }
                 return .success
             case .failure(let error)?:
                 let f = failure(for: error)
@@ -276,7 +332,15 @@ public enum XformCommand {
         for (i, input) in inputs.enumerated() {
             switch results[i] {
             case .success(let text)?:
-                if !io.writeOutput(Array(text.utf8)) { return outputFailed(io) }
+                if let directory = settings.outputDirectory, let label = input.label {
+                    let path = directory + "/" + baseName(label)
+                    if case .failure(let e) = io.writeFile(path, Array(text.utf8)) {
+                        io.writeError("xform: \(label): cannot write '\(path)': \(SystemError.message(for: e.errno))\n")
+                        if status == nil { status = .cannotCreate }
+                    }
+                } else if !io.writeOutput(Array(text.utf8)) {
+                    return outputFailed(io, errno: errno)
+                }
             case .failure(let f)?:
                 let prefix = input.label.map { "\($0): " } ?? ""
                 io.writeError("xform: \(prefix)\(f.message)\n")
@@ -296,9 +360,36 @@ public enum XformCommand {
         reactor.threadingHandle.requestStop()
     }
 
-    static func outputFailed(_ io: CommandIO) -> ExitStatus {
-        io.writeError("xform: cannot write to standard output: \(SystemError.message(for: errno))\n")
+    /// Standard output failed with `errno`. A reader that went away (`xform ... | head`: EPIPE)
+    /// is not an error, as for `cat` and `curl`, which stay quiet: exit 0 without a message,
+    /// since everything the reader wanted was written. Anything else is 74 with the reason.
+    static func outputFailed(_ io: CommandIO, errno code: Int32) -> ExitStatus {
+        if code == EPIPE { return .success }
+        io.writeError("xform: cannot write to standard output: \(SystemError.message(for: code))\n")
         return .ioError
+    }
+
+    /// `-v` prints each failed attempt and the delay before the next; without it, one line
+    /// once the first retry has been going on for a second, as package managers do, so a
+    /// server that does not answer never leaves the user waiting in silence.
+    static func reportRetries(of proxy: TransformProxy, on reactor: EpollReactor, verbose: Bool, io: CommandIO) {
+        var noticeTimer: (any DelayedCall)?
+        proxy.onRetry = { attempt, error, delay in
+            if verbose {
+                io.writeError(
+                    "xform: attempt \(attempt) failed: \(error); retrying in \(TransformProxyError.format(delay))\n")
+            } else if noticeTimer == nil {
+                noticeTimer = reactor.callLater(.seconds(1)) {
+                    io.writeError("xform: server not answering, retrying… (-v shows each attempt)\n")
+                }
+            }
+        }
+    }
+
+    /// The last path component of `path` (`a/b.txt` -> `b.txt`), for `-o`.
+    static func baseName(_ path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return trimmed.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? trimmed
     }
 
     /// Reads every input: standard input when there are no files. Unreadable files and text

@@ -98,31 +98,52 @@ public struct LaunchOutcome: Equatable, Sendable {
 
 /// `--daemon` without forking a process that has threads: re-exec and wait on a status pipe.
 ///
-/// ``launch(arguments:program:executable:)`` creates a pipe, spawns this same executable with
-/// `posix_spawn` in a new session (`POSIX_SPAWN_SETSID`), stdio on `/dev/null`, the default
-/// signal mask, and a hidden `--daemon-child-status-fd=N` argument carrying the pipe's write end.
+/// ``launch(arguments:program:executable:announce:)`` creates a pipe, spawns this same executable
+/// (its real path, with the original `argv[0]`, so `ps`, `pgrep transform-server` and `pidof`
+/// see the daemon under its own name) with `posix_spawn` in a new session
+/// (`POSIX_SPAWN_SETSID`), stdio on `/dev/null`, the default signal mask, and the pipe's write
+/// end named in the environment (``statusFDEnvironment``), not on the command line `ps` shows.
 /// The child (see ``DaemonChild``) starts fresh, sets itself up, and reports on the pipe; the
 /// launcher's exit code therefore says whether the daemon really started.
 public enum Daemonizer {
-    /// The hidden argument's prefix; its value is the status pipe's descriptor.
+    /// The hidden argument's prefix; its value is the status pipe's descriptor. Still accepted
+    /// from a launcher of an earlier version; the launcher now uses ``statusFDEnvironment``.
     public static let statusFDArgument = "--daemon-child-status-fd="
+    /// The environment variable naming the status pipe's descriptor in the daemon child (the
+    /// child removes it from its environment at once).
+    public static let statusFDEnvironment = "XFORM_DAEMON_STATUS_FD"
+
+    /// This program's real path (`/proc/self/exe` resolved), for re-executing it under its own
+    /// name; `/proc/self/exe` itself when that cannot be read or no longer exists.
+    public static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return "/proc/self/exe" }
+        let path = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return access(path, X_OK) == 0 ? path : "/proc/self/exe"
+    }
 
     /// Spawns the daemon child and exits with the outcome: 0 once it reports ready, else its
     /// failure code after printing `<program>: <message>` to stderr.
     ///
     /// - Parameters:
     ///   - arguments: the full command line, program name first (`CommandLine.arguments`).
-    ///   - executable: the binary to run; `/proc/self/exe` is this one.
+    ///   - executable: the binary to run; default: this one, by its real path.
+    ///   - announce: once the daemon is serving, the line printed on standard output, given its
+    ///     pid (say where it logs); nil prints nothing.
     public static func launch(
-        arguments: [String] = CommandLine.arguments, program: String, executable: String = "/proc/self/exe"
+        arguments: [String] = CommandLine.arguments, program: String, executable: String = executablePath(),
+        announce: ((pid_t) -> String)? = nil
     ) -> Never {
         let outcome: LaunchOutcome
+        var pid: pid_t = 0
         do {
-            outcome = try spawnAndWait(arguments: arguments, executable: executable).outcome
+            (outcome, pid) = try spawnAndWait(arguments: arguments, executable: executable)
         } catch {
             outcome = LaunchOutcome(exitCode: ExitStatus.osError.rawValue, message: "cannot start daemon: \(error)")
         }
         if let message = outcome.message { writeToStandardError("\(program): \(message)\n") }
+        if outcome.exitCode == 0, let announce { writeToStandardOutput(announce(pid) + "\n") }
         Glibc.exit(outcome.exitCode)
     }
 
@@ -163,12 +184,23 @@ public enum Daemonizer {
             throw error
         }
 
-        let argv = arguments + ["\(statusFDArgument)\(writeEnd)"]
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
+        // The environment, with the status descriptor: invisible to `ps`, unlike an argument.
+        var cEnv: [UnsafeMutablePointer<CChar>?] = []
+        var i = 0
+        while let entry = environ[i] {
+            if strncmp(entry, statusFDEnvironment + "=", statusFDEnvironment.utf8.count + 1) != 0 {
+                cEnv.append(strdup(entry))
+            }
+            i += 1
+        }
+        cEnv.append(strdup("\(statusFDEnvironment)=\(writeEnd)"))
+        cEnv.append(nil)
+        defer { for p in cEnv { free(p) } }
         fflush(nil)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, &cArgs, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, &cArgs, &cEnv)
         Syscall.close(writeEnd)
         if rc != 0 {
             Syscall.close(readEnd)
@@ -201,6 +233,38 @@ public enum Daemonizer {
     /// - Throws: ``SystemError`` when `chdir` fails.
     public static func changeDirectory(_ path: String) throws(SystemError) {
         if chdir(path) != 0 { throw .current("chdir \(path)") }
+    }
+
+    /// Creates `path` and its missing parents (`mkdir -p`), as systemd's `RuntimeDirectory=`
+    /// does for a service: `--rundir` and the pidfile's and log file's directories. Existing
+    /// directories are left as they are.
+    ///
+    /// - Parameter mode: for each directory created, before the umask (default 0755).
+    /// - Returns: the directories created, outermost first.
+    /// - Throws: ``SystemError`` naming the directory that could not be created.
+    @discardableResult
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) -> [String] {
+        var created: [String] = []
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, mode) == 0 {
+                created.append(prefix)
+            } else if errno != EEXIST {
+                throw .current("mkdir \(prefix)")
+            }
+        }
+        var info = stat()
+        if stat(path, &info) != 0 { throw .current("stat \(path)") }
+        if info.st_mode & S_IFMT != S_IFDIR { throw SystemError("mkdir \(path)", errno: ENOTDIR) }
+        return created
+    }
+
+    /// The directory part of `path` (`/a/b/c.pid` -> `/a/b`), or nil when there is none.
+    public static func directory(of path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let dir = String(path[..<slash])
+        return dir.isEmpty ? "/" : dir
     }
 
     /// The current working directory, or `nil` if it cannot be read.
@@ -240,15 +304,27 @@ public final class DaemonChild: Sendable {
         fd = Mutex(statusFD)
     }
 
-    /// Splits the hidden `--daemon-child-status-fd=N` argument from `arguments`.
+    /// Finds the status descriptor: in ``Daemonizer/statusFDEnvironment`` (removed from the
+    /// process's environment, so nothing the daemon spawns sees it) or, from a launcher of an
+    /// earlier version, the hidden `--daemon-child-status-fd=N` argument (removed from the
+    /// returned arguments).
     ///
-    /// Pure apart from marking the descriptor close-on-exec when one is found.
-    ///
+    /// - Parameter environment: where to look; nil (the default) reads and cleans the process's.
     /// - Returns: the child handle (or `nil` when this process is not a daemon child) and the
     ///   remaining arguments, program name included if it was given.
-    public static func extract(from arguments: [String]) -> (child: DaemonChild?, arguments: [String]) {
-        guard let fd = statusFD(in: arguments) else { return (nil, arguments) }
+    public static func extract(
+        from arguments: [String], environment: [String: String]? = nil
+    ) -> (child: DaemonChild?, arguments: [String]) {
+        let fromEnvironment: String?
+        if let environment {
+            fromEnvironment = environment[Daemonizer.statusFDEnvironment]
+        } else {
+            fromEnvironment = getenv(Daemonizer.statusFDEnvironment).map { String(cString: $0) }
+            if fromEnvironment != nil { unsetenv(Daemonizer.statusFDEnvironment) }
+        }
         let rest = arguments.filter { !$0.hasPrefix(Daemonizer.statusFDArgument) }
+        if let text = fromEnvironment, let fd = Int32(text), fd > 2 { return (DaemonChild(statusFD: fd), rest) }
+        guard let fd = statusFD(in: arguments) else { return (nil, arguments) }
         return (DaemonChild(statusFD: fd), rest)
     }
 

@@ -1,8 +1,6 @@
-// transform-server: the logic lives in XformCommands (TransformServerCommand).
-import Glibc
-import XformCommands
+// transform-server: the whole program is TransformServerKit's entry point (which embedders use
+// too, with their own transforms): it blocks the termination signals before any thread exists,
+// ignores SIGPIPE, runs the command and exits with its status.
+import TransformServerKit
 
-// First, before any thread exists: block TERM, INT, HUP, USR1 and USR2 for the reactor's
-// signalfd, and ignore SIGPIPE.
-TransformServerCommand.prepareProcess()
-exit(TransformServerCommand.main(arguments: CommandLine.arguments))
+TransformServerProgram.run()

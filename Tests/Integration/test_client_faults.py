@@ -66,7 +66,9 @@ class Handler(socketserver.BaseRequestHandler):
                 if m is None:
                     break
                 payload, buf = m
-                print("request " + payload.decode("utf-8", "replace"), flush=True)
+                # Queries (?limits, ?list) are logged apart, so `requests` are the transforms.
+                kind = "query " if payload[:1] == b"?" else "request "
+                print(kind + payload.decode("utf-8", "replace"), flush=True)
                 batch.append(payload)
             for payload in batch:
                 if not self.answer(sock, payload):
@@ -80,6 +82,10 @@ class Handler(socketserver.BaseRequestHandler):
         extended = payload[:1] in (b"!", b"?")
         if MODE == "original" and extended:
             return False
+        if payload == b"?limits":
+            # A server from before ?limits (protocol-spec/netstring.md 3.1): no local check.
+            sock.sendall(netstring(b"-bad_request unknown query (try ?list)"))
+            return True
         if MODE == "malformed-once" and take_fault():
             sock.sendall(b"4:+ABCD,")
             return False
@@ -151,6 +157,11 @@ class FakeServer:
     def requests(self):
         with self.cond:
             return [l[len("request "):] for l in self.lines if l.startswith("request ")]
+
+    @property
+    def queries(self):
+        with self.cond:
+            return [l[len("query "):] for l in self.lines if l.startswith("query ")]
 
     def kill(self):
         if self.proc.poll() is None:
@@ -234,12 +245,13 @@ def test_requests_in_flight_when_the_server_is_killed_complete_through_a_restart
             second.kill()
 
 
-def test_a_malformed_reply_is_a_protocol_error_retried_as_transient():
+# Issue 11 changed this: a malformed reply was retried as transient; it now fails at once.
+def test_a_malformed_reply_is_a_protocol_error_not_retried():
     server = FakeServer(mode="malformed-once")
     try:
         r = xform("-p", str(server.port), "upper", input=b"abc")
-        assert (r.returncode, r.stdout, r.stderr) == (0, b"ABC", b"")
-        assert server.requests == ["!upper.abc", "!upper.abc"]
+        assert r.returncode == 76
+        assert server.requests == ["!upper.abc"]
     finally:
         server.kill()
     server = FakeServer(mode="malformed-once")
@@ -253,7 +265,8 @@ def test_a_malformed_reply_is_a_protocol_error_retried_as_transient():
         server.kill()
 
 
-def test_a_close_in_the_middle_of_a_reply_is_a_protocol_error_retried_as_transient():
+# Issue 11: a close mid-reply is now a lost connection (69 when not retried), still retried.
+def test_a_close_in_the_middle_of_a_reply_is_a_lost_connection_retried_as_transient():
     server = FakeServer(mode="midclose-once")
     try:
         r = xform("-p", str(server.port), "upper", input=b"abcdefgh")
@@ -264,8 +277,8 @@ def test_a_close_in_the_middle_of_a_reply_is_a_protocol_error_retried_as_transie
     server = FakeServer(mode="midclose-once")
     try:
         r = xform("--no-retry", "-p", str(server.port), "upper", input=b"abcdefgh")
-        assert r.returncode == 76
-        assert b"in the middle of a reply" in r.stderr
+        assert r.returncode == 69
+        assert b"was lost before a complete reply" in r.stderr
     finally:
         server.kill()
 
@@ -289,7 +302,10 @@ def test_an_original_protocol_server_is_detected_and_spoken_to_in_the_original_f
     try:
         r = xform("-p", str(server.port), "cummingsify", input=b"HERE IS MY POEM")
         assert (r.returncode, r.stdout, r.stderr) == (0, b"here is my poem", b"")
-        assert server.requests == ["!cummingsify.HERE IS MY POEM"] * 2 + ["cummingsify.HERE IS MY POEM"]
+        # Issue 11: the ?limits asked first is what the two fresh connections closed without a
+        # reply answer; the transform then goes out in the original form only.
+        assert server.queries == ["?limits"] * 2
+        assert server.requests == ["cummingsify.HERE IS MY POEM"]
         bad = xform("-p", str(server.port), "nosuch", input=b"x")
         assert bad.returncode == 76
         assert b"closed the connection without a reply" in bad.stderr

@@ -120,8 +120,11 @@ def stop_daemon(pid):
 def test_daemon_launcher_returns_0_once_serving_with_pidfile_and_log(tmp_path, daemons):
     out, pidfile = launch_daemon(tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == b"" and out.stderr == b""
+    # Issue 11: the launcher says where the daemon runs and logs (it was silent before).
     pid = int(pidfile.read_text())
+    assert out.stdout.decode() == (f"transform-server: started in the background (pid {pid}), "
+                                   f"logging to {tmp_path / 'transform-server.log'}\n")
+    assert out.stderr == b""
     daemons.append(pid)
     assert pid != os.getpid() and not process_gone(pid)
     # The launcher only returned after the daemon reported ready: the ports are already logged.

@@ -86,6 +86,9 @@ class CountingServer:
                 payload = pending.pop(0)
             if payload == b"?list":
                 reply = b"+upper"
+            elif payload[:1] == b"?":
+                # ?limits (issue 11), asked first by xform: answered as a server from before it.
+                reply = b"-bad_request unknown query (try ?list)"
             else:
                 time.sleep(self.delay)
                 name, _, text = payload[1:].decode().partition(".")

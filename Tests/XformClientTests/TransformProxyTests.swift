@@ -222,21 +222,21 @@ struct TransformProxyTests {
         #expect(successResult(of: later) == "B")
     }
 
-    @Test("A malformed netstring reply is a protocol error, retried as transient")
+    // Issue 11 changed this: a protocol error was retried as transient; it now fails at once.
+    @Test("A reply that is not a netstring (the line port's ERR) is a protocol error, not retried")
     func malformedReply() {
         let h = ProxyHarness()
         let d = h.proxy.xform("upper", "abc")
-        let bad = h.pending[0].succeed(with: FakeServer.replying("4:+ABCD,"))
+        let bad = h.pending[0].succeed(with: FakeServer.replying("ERR bad_request not a line request\n"))
         bad.flush()
         #expect(bad.clientTransport.aborted)
-        guard case .protocolError? = h.retries.first else {
-            Issue.record("expected a protocol error retry, got \(h.retries)")
+        guard case .protocolError? = failureResult(of: d, as: TransformProxyError.self) else {
+            Issue.record("expected a protocol error")
             return
         }
-        expectNoResult(d)
-        h.advance(.milliseconds(10))
-        h.serveNext()
-        #expect(successResult(of: d) == "ABC")
+        h.advance(.seconds(60))
+        #expect(h.retries.isEmpty)
+        #expect(h.reactor.connectAttempts.count == 1)
     }
 
     @Test("A reply that is neither '+' nor '-' is a protocol error")
@@ -252,16 +252,16 @@ struct TransformProxyTests {
         #expect(detail.contains("neither"))
     }
 
-    @Test("A close in the middle of a reply is a protocol error, retried as transient")
+    // Issue 11: was a (retried) protocol error; now a lost connection, still retried.
+    @Test("A close in the middle of a reply is a lost connection, retried as transient")
     func closeMidReply() {
         let h = ProxyHarness()
         let d = h.proxy.xform("upper", "abcdef")
         h.pending[0].succeed(with: FakeServer.replying("7:+ABC", close: true)).flush()
-        guard case .protocolError(_, let detail)? = h.retries.first else {
-            Issue.record("expected a protocol error retry, got \(h.retries)")
+        guard case .connectionLost? = h.retries.first else {
+            Issue.record("expected a lost-connection retry, got \(h.retries)")
             return
         }
-        #expect(detail.contains("middle of a reply"))
         h.advance(.milliseconds(10))
         h.serveNext()
         #expect(successResult(of: d) == "ABCDEF")
@@ -460,7 +460,8 @@ struct LineProxyTests {
         #expect(successResult(of: names)?.contains("upper") == true)
     }
 
-    @Test("A reply line cut short by a close is a protocol error")
+    // Issue 11: was a protocol error; a close mid-reply is now a lost connection (retried).
+    @Test("A reply line cut short by a close is a lost connection")
     func cutShort() {
         let h = ProxyHarness {
             $0.wire = .line
@@ -468,8 +469,8 @@ struct LineProxyTests {
         }
         let d = h.proxy.xform("upper", "x")
         h.pending[0].succeed(with: FakeServer.replying("OK X", close: true)).flush()
-        guard case .protocolError? = failureResult(of: d, as: TransformProxyError.self) else {
-            Issue.record("expected protocolError")
+        guard case .connectionLost? = failureResult(of: d, as: TransformProxyError.self) else {
+            Issue.record("expected connectionLost")
             return
         }
     }

@@ -48,7 +48,11 @@ private let expectedHelp = """
       --line-port <port>      The line port; 0 picks a free port, shown in the log.
                               (default: 10002)
       --max-request-bytes <bytes>
-                              The longest request text accepted. (default: 99999)
+                              The longest request accepted, in bytes: on the
+                              netstring port the whole payload, name included
+                              ('!upper.' + text: 99,992 bytes of text for upper by
+                              default); on the line port the text of a block.
+                              Clients read it with ?limits. (default: 99999)
       --max-line-length <bytes>
                               The longest line accepted on the line port. (default:
                               16384)
@@ -89,7 +93,9 @@ private let expectedHelp = """
                               user's primary group).
       --umask <mask>          The file-mode creation mask, in octal (default:
                               inherited, or 0077 with --daemon).
-      --rundir <directory>    Change to this directory before starting. (default: .)
+      --rundir <directory>    Change to this directory before starting; it is
+                              created when missing, as are the pidfile's and the
+                              log file's directories. (default: .)
       --config <file>         Read options from this file, one 'key = value' per
                               line; the command line wins.
       --version               Show the version.

@@ -8,9 +8,13 @@ OVERVIEW: Transform text with a transform server.
 
 Reads standard input when no file is given and prints exactly the transformed
 text, with no newline added. Several files are transformed concurrently and
-printed in argument order. Transient failures (connection refused or lost,
-timeouts, a server shutting down) are retried with exponential backoff;
-definitive ones (an unknown transform, a refused request) fail at once.
+printed in argument order (or, with -o, each written to DIR/<file's base
+name>). Transient failures (connection refused or lost, a server shutting down)
+are retried with exponential backoff, a timeout once, all within --deadline;
+definitive ones (an unknown transform, a refused request, a reply that is not
+the protocol's) fail at once. A text over the server's limit (asked once with
+?limits: '!' + transform name + '.' + text, in bytes) is refused before
+sending. Output to a closed pipe (xform ... | head) ends quietly with status 0.
 
 USAGE: xform [<options>] <transform> [<file> ...]
        xform [<options>] --list
@@ -32,12 +36,21 @@ OPTIONS:
                           250ms, 2s, 1m). (default: 30s)
   --retries <n>           How many times a transient failure is retried.
                           (default: 9)
+  --deadline <duration>   The most time a call may take in all, retries and
+                          their delays included (0: no bound). (default: 30s)
+  --retry-timeouts <n>    How many times an attempt that timed out is retried
+                          (within --retries and --deadline). (default: 1)
   --no-retry              Do not retry: the same as --retries 0.
+  -o, --output-dir <dir>  Write each file's result to DIR/<the file's base
+                          name> instead of standard output.
+  -v, --verbose           Print each failed attempt and the delay before the
+                          next on stderr.
   --list                  List the server's transforms, one per line, and exit.
   -j, --jobs <n>          How many files are in flight at once. (default: 8)
   --progress              Show a progress line on standard error (default: when
                           it is a terminal and there are several files).
   --no-progress           Never show the progress line.
+  --version               Show the version.
   -h, --help              Show help information.
 
 EXIT STATUS:
@@ -50,7 +63,9 @@ EXIT STATUS:
   69 (EX_UNAVAILABLE)     The server cannot be reached (refused, unknown host,
                           connection lost) after the retries.
   71 (EX_OSERR)           The event loop cannot be created.
-  74 (EX_IOERR)           Standard output cannot be written.
+  73 (EX_CANTCREAT)       A result cannot be written into the -o directory.
+  74 (EX_IOERR)           Standard output cannot be written (a closed pipe is
+                          not an error: status 0).
   75 (EX_TEMPFAIL)        No reply within the timeout, or the server is
                           shutting down.
   76 (EX_PROTOCOL)        The server broke the protocol, or an

@@ -75,11 +75,11 @@ struct DaemonStatusTests {
     }
 
     /// Runs `script` under bash as a stand-in daemon child (bash, since dash cannot redirect to
-    /// descriptors above 9); `$0` holds the hidden argument. Reaps the child, which the launcher
-    /// leaves running on success.
+    /// descriptors above 9); the status descriptor is in `$XFORM_DAEMON_STATUS_FD`. Reaps the
+    /// child, which the launcher leaves running on success.
     func launch(_ script: String) throws -> LaunchOutcome {
         let (outcome, pid) = try Daemonizer.spawnAndWait(
-            arguments: ["/bin/bash", "-c", "fd=${0#*=}; " + script], executable: "/bin/bash")
+            arguments: ["/bin/bash", "-c", "fd=$XFORM_DAEMON_STATUS_FD; " + script], executable: "/bin/bash")
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
         return outcome
