@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "XformTransforms", targets: ["XformTransforms"]),
         .library(name: "XformServer", targets: ["XformServer"]),
         .library(name: "XformClient", targets: ["XformClient"]),
+        .library(name: "XformProxy", targets: ["XformProxy"]),
         .executable(name: "transform-server", targets: ["transform-server"]),
         .executable(name: "xform", targets: ["xform"]),
         .executable(name: "xform-bench", targets: ["xform-bench"]),
@@ -37,6 +38,8 @@ let package = Package(
         .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
+        // The transform proxy: a TransformBackend answering from upstream servers through a cache.
+        .target(name: "XformProxy", dependencies: ["XformCore", "XformTransforms", "XformClient"]),
         // Daemon support: command line, pidfile, log files, systemd, privileges.
         .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
 
@@ -62,6 +65,9 @@ let package = Package(
         .testTarget(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
+        .testTarget(
+            name: "XformProxyTests",
+            dependencies: ["XformProxy", "XformClient", "XformServer", "XformTesting", "XformReactor", "XformTransforms"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
         .testTarget(
             name: "XformCommandsTests",

@@ -42,6 +42,7 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidUTF8: self = .invalidUTF8
         case .tooLarge: self = .tooLarge("the text is longer than \(maxBytes) bytes")
         case .failed(let why): self = .transformFailed(why)
+        case .upstreamUnavailable(let why): self = WireError(code: "upstream_unavailable", message: why)
         }
     }
 

@@ -13,6 +13,9 @@ public enum TransformError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooLarge
     /// The transform itself failed; the reason is for people, not for parsing.
     case failed(String)
+    /// The upstream servers behind a proxy could not be reached (after the retries); the message
+    /// says why. Wire code `upstream_unavailable`.
+    case upstreamUnavailable(String)
 
     public var description: String {
         switch self {
@@ -21,6 +24,7 @@ public enum TransformError: Error, Equatable, Sendable, CustomStringConvertible 
         case .invalidUTF8: return "text is not valid UTF-8"
         case .tooLarge: return "text is too large"
         case .failed(let reason): return "transform failed: \(reason)"
+        case .upstreamUnavailable(let why): return "upstream unavailable: \(why)"
         }
     }
 }
