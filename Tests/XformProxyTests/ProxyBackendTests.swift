@@ -255,6 +255,19 @@ struct ProxyBackendTests {
         #expect(t.figure("upstream_list_failures") == 1)
     }
 
+    @Test("After a failed first list, a request fetches it again once the upstream is back")
+    func listRecovers() {
+        let t = ProxyTestbed { $0.client.backoff = .once }
+        t.kill(0)
+        t.start()
+        #expect(t.figure("upstream_list_failures") == 1)
+        t.revive(0)
+        let d = t.pending("upper", "back")
+        t.run()
+        #expect(text(d) == "BACK")
+        #expect(t.figure("upstream_list_failures") == 1)
+    }
+
     @Test("The list is refreshed periodically: a transform added upstream becomes reachable")
     func listRefresh() {
         let t = ProxyTestbed { $0.listRefreshInterval = .seconds(10) }
@@ -270,7 +283,7 @@ struct ProxyBackendTests {
 
     @Test("With --upstream-transforms an original-protocol upstream serves the given names")
     func originalProtocolUpstream() {
-        let t = ProxyTestbed(upstreams: 0 + 1) { $0.upstreamTransforms = ["upper"] }
+        let t = ProxyTestbed { $0.upstreamTransforms = ["upper"] }
         // Replace upstream 0's netstring port with the book's original server.
         _ = t.reactor.listener(port: 10001)?.stopListening()
         _ = try! t.reactor.listenTCP(port: 10001, factory: OriginalServerFactory(), interface: "127.0.0.1", backlog: 5)

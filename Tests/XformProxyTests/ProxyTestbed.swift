@@ -156,11 +156,16 @@ final class ProxyTestbed {
     /// connection to it is reset.
     func kill(_ i: Int) {
         let port = upstreams[i].port
-        _ = reactor.listener(port: port)?.stopListening()
+        _ = upstreams[i].server.netstringServer.stopService()
         for (p, pump) in pumps where p == port && !pump.isClosed {
             pump.serverTransport.abortConnection()
             pump.flush()
         }
+    }
+
+    /// Brings upstream `i` back: it listens again (the connections it lost stay lost).
+    func revive(_ i: Int) {
+        try! upstreams[i].server.netstringServer.privilegedStartService()
     }
 
     /// Everything upstream `i` received on its connections, as text.
