@@ -30,14 +30,15 @@ public final class DeferredInitialization<Resource> {
     }
 
     /// Where the set-up stands.
-    public private(set) var state = State.idle
+    @inlinable public var state: State { current }
+    @usableFromInline var current = State.idle
     /// When true, a call made after a failed set-up starts the set-up again and waits for it,
     /// instead of failing at once.
     public let retriesOnDemand: Bool
 
-    let setUp: () -> Deferred<Resource>
+    @usableFromInline let setUp: () -> Deferred<Resource>
     /// One gate per queued call, in call order; each fires when the set-up does.
-    var queue: [Deferred<Resource>] = []
+    @usableFromInline var queue: [Deferred<Resource>] = []
 
     /// - Parameters:
     ///   - retriesOnDemand: re-run a failed set-up when a call arrives (default false).
@@ -49,35 +50,39 @@ public final class DeferredInitialization<Resource> {
     }
 
     /// The resource, once set up.
+    @inlinable
     public var resource: Resource? {
-        if case .ready(let r) = state { return r }
+        if case .ready(let r) = current { return r }
         return nil
     }
 
     /// True once set up.
+    @inlinable
     public var isReady: Bool { resource != nil }
 
     /// The number of calls waiting for the set-up.
     public var queuedCount: Int { queue.count }
 
     /// Runs the set-up, unless it is running or done. After a failure this re-tries it.
+    @inlinable
     public func start() {
-        switch state {
+        switch current {
         case .initializing, .ready: return
         case .idle, .failed: break
         }
-        state = .initializing
+        current = .initializing
         // The set-up's failure is consumed here: the queued calls are told.
         _ = setUp().mapResult { [weak self] outcome in self?.finish(outcome) }
     }
 
     /// Replaces the resource (a refreshed value). Before the set-up finished, this completes it:
     /// the queued calls run with `resource`.
+    @inlinable
     public func update(_ resource: Resource) {
-        if case .initializing = state {
+        if case .initializing = current {
             finish(.success(resource))
         } else {
-            state = .ready(resource)
+            current = .ready(resource)
         }
     }
 
@@ -86,13 +91,14 @@ public final class DeferredInitialization<Resource> {
     ///
     /// - Returns: `body`'s Deferred, or one that fails with the set-up's failure (or what `body`
     ///   threw). Cancelling it while queued takes the call out of the queue; `body` never runs.
+    @inlinable
     public func whenReady<T>(_ body: @escaping (Resource) throws -> Deferred<T>) -> Deferred<T> {
-        switch state {
+        switch current {
         case .idle: start()
         case .failed where retriesOnDemand: start()
         default: break
         }
-        switch state {
+        switch current {
         case .ready(let r): return maybeDeferred { try body(r) }
         case .failed(let error): return fail(error)
         case .idle, .initializing: break
@@ -108,16 +114,17 @@ public final class DeferredInitialization<Resource> {
         whenReady { succeed($0) }
     }
 
+    @inlinable
     func finish(_ outcome: Result<Resource, any Error>) {
-        guard case .initializing = state else { return }
+        guard case .initializing = current else { return }
         let waiting = queue
         queue.removeAll()
         switch outcome {
         case .success(let r):
-            state = .ready(r)
+            current = .ready(r)
             for gate in waiting { try? gate.callback(r) }
         case .failure(let error):
-            state = .failed(error)
+            current = .failed(error)
             for gate in waiting { try? gate.errback(error) }
         }
     }

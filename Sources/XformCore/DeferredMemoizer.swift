@@ -16,6 +16,9 @@
 ///   single flight alone.
 ///
 /// Confined to the reactor thread, like the Deferreds it hands out.
+///
+/// Everything is `@inlinable` (internals `@usableFromInline`), like ``Deferred``: unspecialized,
+/// a cache hit spent most of its instructions in generic metadata lookups (callgrind).
 public final class DeferredMemoizer<Key: Hashable, Value> {
     /// Why a value left the cache, as told to ``onEviction``.
     public enum EvictionReason: Sendable, Equatable {
@@ -57,38 +60,51 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// "Canceling poem download.").
     public var onCancel: ((Key) -> Void)?
     /// The counters.
-    public private(set) var statistics = Statistics()
+    @inlinable public var statistics: Statistics { counters }
     /// The total cost of the values held.
-    public private(set) var totalCost = 0
+    @inlinable public var totalCost: Int { heldCost }
 
-    let function: (Key) -> Deferred<Value>
-    let cost: (Key, Value) -> Int
-    let clock: (any ReactorTime)?
+    @usableFromInline var counters = Statistics()
+    @usableFromInline var heldCost = 0
+    @usableFromInline let function: (Key) -> Deferred<Value>
+    @usableFromInline let cost: (Key, Value) -> Int
+    @usableFromInline let clock: (any ReactorTime)?
 
     /// One underlying call in flight and the callers waiting for it.
+    @usableFromInline
     final class Flight {
-        var underlying: Deferred<Value>?
-        var waiters: [Deferred<Value>] = []
+        @usableFromInline var underlying: Deferred<Value>?
+        @usableFromInline var waiters: [Deferred<Value>] = []
+        @usableFromInline init() {}
     }
-    var inFlight: [Key: Flight] = [:]
+    @usableFromInline var inFlight: [Key: Flight] = [:]
 
     /// One cached value, in a doubly linked recency list threaded through `slots` by index
     /// (indices, not references: no retain cycles, no recursive release of a long list).
+    @usableFromInline
     struct Slot {
-        var key: Key?
-        var value: Value?
-        var cost = 0
-        var storedAt = Duration.zero
-        var newer = -1
-        var older = -1
+        @usableFromInline var key: Key?
+        @usableFromInline var value: Value?
+        @usableFromInline var cost: Int
+        @usableFromInline var storedAt: Duration
+        @usableFromInline var newer = -1
+        @usableFromInline var older = -1
+
+        @usableFromInline
+        init(key: Key? = nil, value: Value? = nil, cost: Int = 0, storedAt: Duration = .zero) {
+            self.key = key
+            self.value = value
+            self.cost = cost
+            self.storedAt = storedAt
+        }
     }
-    var slots: [Slot] = []
-    var freeSlots: [Int] = []
-    var index: [Key: Int] = [:]
+    @usableFromInline var slots: [Slot] = []
+    @usableFromInline var freeSlots: [Int] = []
+    @usableFromInline var index: [Key: Int] = [:]
     /// Most recently used.
-    var newest = -1
+    @usableFromInline var newest = -1
     /// Least recently used: evicted first.
-    var oldest = -1
+    @usableFromInline var oldest = -1
 
     /// Makes a memoizer of `function`.
     ///
@@ -120,13 +136,14 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// - Returns: a Deferred of this caller's own: already fired on a hit; otherwise it fires
     ///   with the underlying call's value or failure. Cancelling it detaches this caller only
     ///   (it fails with `CancelledError`); the underlying call is cancelled when no waiter is left.
+    @inlinable
     public func call(_ key: Key) -> Deferred<Value> {
         if let value = cachedValue(forKey: key) { return succeed(value) }
         if let flight = inFlight[key] {
-            statistics.joins += 1
+            counters.joins += 1
             return addWaiter(to: flight, key: key)
         }
-        statistics.misses += 1
+        counters.misses += 1
         let flight = Flight()
         inFlight[key] = flight
         let waiter = addWaiter(to: flight, key: key)
@@ -134,19 +151,28 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
         // The flight may already be over (a synchronous result), or detached (a waiter's callback
         // cancelled it): then the Deferred is not kept.
         if inFlight[key] === flight { flight.underlying = underlying }
-        // `mapResult` consumes the failure: the waiters are told, nothing is left unhandled.
-        _ = underlying.mapResult { [weak self, weak flight] outcome in
-            guard let self, let flight else { return }
-            self.finish(key, flight, outcome)
-        }
+        // Observed through a step that also consumes the failure (the waiters are told, nothing
+        // is left unhandled), without a derived Deferred: a type-changing hop runs the chain
+        // through unspecialized code, thousands of instructions per call (callgrind).
+        underlying.holdsLinks = true
+        underlying.append(
+            .forward(Self.observerLink) { [weak self, weak flight] outcome in
+                guard let self, let flight else { return }
+                self.finish(key, flight, outcome)
+            })
         return waiter
     }
+
+    /// The sentinel link of observing steps (the one `deferredList`'s `consumeErrors` uses).
+    @usableFromInline
+    static var observerLink: any _ChainLink { ObserverLink.shared }
 
     /// The cached value for `key`, if a live one is held: counted as a hit and made the most
     /// recently used. An expired value is dropped (and nil returned) without counting a miss.
     ///
     /// This is the synchronous half of ``call(_:)``, for callers that answer hits without a
     /// Deferred.
+    @inlinable
     public func cachedValue(forKey key: Key) -> Value? {
         guard let i = index[key] else { return nil }
         if isExpired(i) {
@@ -154,37 +180,44 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             return nil
         }
         touch(i)
-        statistics.hits += 1
+        counters.hits += 1
         return slots[i].value
     }
 
     /// True when a live value for `key` is cached (does not count or reorder).
+    @inlinable
     public func contains(_ key: Key) -> Bool {
         guard let i = index[key] else { return false }
         return !isExpired(i)
     }
 
     /// The number of values held (expired ones included until they are noticed).
+    @inlinable
     public var count: Int { index.count }
 
     /// The number of underlying calls in flight.
+    @inlinable
     public var inFlightCount: Int { inFlight.count }
 
     /// The number of callers waiting on the underlying call for `key` (0 when none is in flight).
+    @inlinable
     public func waiterCount(forKey key: Key) -> Int { inFlight[key]?.waiters.count ?? 0 }
 
     /// Drops the cached value for `key`, if any (calls in flight are not affected).
+    @inlinable
     public func removeValue(forKey key: Key) {
         if let i = index[key] { remove(i, reason: .removed) }
     }
 
     /// Drops every cached value (calls in flight are not affected).
+    @inlinable
     public func removeAll() {
         while oldest >= 0 { remove(oldest, reason: .removed) }
     }
 
     // MARK: Single flight
 
+    @inlinable
     func addWaiter(to flight: Flight, key: Key) -> Deferred<Value> {
         let waiter = Deferred<Value>(canceller: { [weak self, weak flight] w in
             guard let self, let flight else { return }
@@ -195,17 +228,19 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     }
 
     /// A waiter was cancelled: it leaves; the last one to leave cancels the underlying call.
+    @inlinable
     func detach(_ waiter: Deferred<Value>, from flight: Flight, key: Key) {
         flight.waiters.removeAll { $0 === waiter }
         guard flight.waiters.isEmpty, inFlight[key] === flight else { return }
         inFlight[key] = nil
-        statistics.cancellations += 1
+        counters.cancellations += 1
         onCancel?(key)
         let underlying = flight.underlying
         flight.underlying = nil
         underlying?.cancel()
     }
 
+    @inlinable
     func finish(_ key: Key, _ flight: Flight, _ outcome: Result<Value, any Error>) {
         // A flight cancelled by its last waiter is no longer in the table: its late result
         // (the cancellation itself, usually) reaches nobody.
@@ -219,25 +254,27 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             store(key, value)
             for w in waiters { try? w.callback(value) }
         case .failure(let error):
-            statistics.failures += 1
+            counters.failures += 1
             for w in waiters { try? w.errback(error) }
         }
     }
 
     // MARK: The cache
 
+    @inlinable
     func isExpired(_ i: Int) -> Bool {
         guard let ttl = timeToLive, let clock else { return false }
         return clock.now - slots[i].storedAt >= ttl
     }
 
+    @inlinable
     func store(_ key: Key, _ value: Value) {
         guard maximumCost > 0 else { return }
         let c = cost(key, value)
         guard c <= maximumCost else { return }
         if let i = index[key] { remove(i, reason: .removed) }
         while oldest >= 0, isExpired(oldest) { remove(oldest, reason: .expired) }
-        while oldest >= 0, totalCost + c > maximumCost { remove(oldest, reason: .capacity) }
+        while oldest >= 0, heldCost + c > maximumCost { remove(oldest, reason: .capacity) }
         let slot = Slot(key: key, value: value, cost: c, storedAt: clock?.now ?? .zero)
         let i: Int
         if let free = freeSlots.popLast() {
@@ -248,32 +285,35 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             slots.append(slot)
         }
         index[key] = i
-        totalCost += c
+        heldCost += c
         linkAsNewest(i)
     }
 
+    @inlinable
     func remove(_ i: Int, reason: EvictionReason) {
         unlink(i)
         let slot = slots[i]
         slots[i] = Slot()
         freeSlots.append(i)
-        totalCost -= slot.cost
+        heldCost -= slot.cost
         guard let key = slot.key, let value = slot.value else { return }
         index[key] = nil
         switch reason {
-        case .capacity: statistics.evictions += 1
-        case .expired: statistics.expirations += 1
+        case .capacity: counters.evictions += 1
+        case .expired: counters.expirations += 1
         case .removed: break
         }
         onEviction?(key, value, reason)
     }
 
+    @inlinable
     func touch(_ i: Int) {
         guard newest != i else { return }
         unlink(i)
         linkAsNewest(i)
     }
 
+    @inlinable
     func linkAsNewest(_ i: Int) {
         slots[i].older = newest
         slots[i].newer = -1
@@ -282,6 +322,7 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
         if oldest < 0 { oldest = i }
     }
 
+    @inlinable
     func unlink(_ i: Int) {
         let (newer, older) = (slots[i].newer, slots[i].older)
         if newer >= 0 { slots[newer].older = older } else { newest = older }

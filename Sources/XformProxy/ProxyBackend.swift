@@ -334,6 +334,16 @@ struct ProxyCacheKey: Hashable {
         }
     }
 
+    /// Hashes the bytes in one go (the synthesized conformance would feed them one by one).
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(nameCount)
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: ProxyCacheKey, b: ProxyCacheKey) -> Bool {
+        a.nameCount == b.nameCount && a.bytes == b.bytes
+    }
+
     var name: String { String(decoding: bytes[..<nameCount], as: UTF8.self) }
     var text: String { String(decoding: bytes[nameCount...], as: UTF8.self) }
 }
