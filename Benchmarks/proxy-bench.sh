@@ -27,9 +27,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start() {  # start CORE NETSTRING_PORT args... ; prints the pid
-    local core=$1 port=$2
-    shift 2
+start() {  # start VAR CORE NETSTRING_PORT args... ; sets VAR to the pid
+    local var=$1 core=$2 port=$3
+    shift 3
     taskset -c "$core" "$BIN" --netstring-port "$port" --line-port $((port + 1)) --log-level warning "$@" \
         >/dev/null 2>&1 &
     local pid=$!
@@ -38,37 +38,49 @@ start() {  # start CORE NETSTRING_PORT args... ; prints the pid
         (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
         sleep 0.05
     done
-    echo "$pid"
+    printf -v "$var" '%s' "$pid"
 }
 
-cpu_per_req() {  # loadgen output -> "µs/req req/s p50"
-    awk '/requests\/s/ { for (i = 1; i <= NF; i++) if ($i ~ /requests\/s/) rps = $(i-1) }
-         /server CPU/ { for (i = 1; i <= NF; i++) if ($i ~ /us\/req|µs\/req/) cpu = $(i-1) }
-         END { print cpu, rps }'
-}
-
-upstream=$(start 1 $BASE)
-direct=$(start 0 $((BASE + 2)))
-proxy=$(start 0 $((BASE + 4)) --upstream 127.0.0.1:$BASE)
-proxy_nocache=$(start 0 $((BASE + 6)) --upstream 127.0.0.1:$BASE --cache-bytes 0)
+start upstream 1 $BASE
+start direct 0 $((BASE + 2))
+start proxy 0 $((BASE + 4)) --upstream 127.0.0.1:$BASE
+start proxy_nocache 0 $((BASE + 6)) --upstream 127.0.0.1:$BASE --cache-bytes 0
 sleep 0.5
+
+cpu_ticks() {  # utime + stime of PID, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
 
 run() {  # run LABEL PORT PID loadgen-args...
     local label=$1 port=$2 pid=$3
     shift 3
-    local out
-    out=$(taskset -c 1 "$LOADGEN" -p "$port" -d "$DURATION" -t '!cummingsify' -R '+' -P "$pid" "$@" 2>&1)
-    echo "$label: $(echo "$out" | grep -E 'requests/s|server CPU|p50' | tr '\n' ' ')"
+    local out t0 t1
+    t0=$(cpu_ticks "$pid")
+    out=$(taskset -c 1 "$LOADGEN" -p "$port" -d "$DURATION" -w 0 -t '!cummingsify' -R '+' "$@" 2>&1)
+    t1=$(cpu_ticks "$pid")
+    local n
+    n=$(echo "$out" | awk '/^requests:/ { gsub(/[()]/, "", $4); print $4 }')
+    echo "$label: $n requests, server CPU $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.2f us/request", (b - a) / hz * 1e6 / n }'), $(echo "$out" | grep -o 'p50 [0-9]*' | head -1) us"
+}
+
+mixrun() {  # mixrun LABEL PORT PID proxy-mix-args...
+    local label=$1 port=$2 pid=$3
+    shift 3
+    echo "$label: $(taskset -c 1 "$MIX" -p "$port" -d "$DURATION" -P "$pid" "$@" 2>&1 |
+        grep -E '^all|server CPU' | tr -s ' ' | tr '\n' ' ')"
 }
 
 for rep in $(seq "$REPS"); do
     echo "== repetition $rep"
-    run "direct   64 conns" $((BASE + 2)) "$direct" -c 64
-    run "hit      64 conns" $((BASE + 4)) "$proxy" -c 64
-    run "direct    1 conn " $((BASE + 2)) "$direct" -c 1
-    run "miss      1 conn " $((BASE + 6)) "$proxy_nocache" -c 1
-    run "miss     64 conns" $((BASE + 6)) "$proxy_nocache" -c 64
-    echo "mix 90% hits, slowcummingsify, 16 conns:"
-    taskset -c 1 "$MIX" -p $((BASE + 4)) -c 16 -d "$DURATION" -m 10 -t slowcummingsify -P "$proxy"
+    # 1. Cache hits (one payload, cached after the first request) against the direct server.
+    run "direct            64 conns" $((BASE + 2)) "$direct" -c 64
+    run "hit               64 conns" $((BASE + 4)) "$proxy" -c 64
+    # 2. Misses: every payload fresh, cache off, against the direct server on the same traffic.
+    mixrun "direct, fresh     64 conns" $((BASE + 2)) "$direct" -c 64 -m 100
+    mixrun "miss, fresh       64 conns" $((BASE + 6)) "$proxy_nocache" -c 64 -m 100
+    mixrun "direct, fresh      1 conn " $((BASE + 2)) "$direct" -c 1 -m 100
+    mixrun "miss, fresh        1 conn " $((BASE + 6)) "$proxy_nocache" -c 1 -m 100
+    # 3. 90% hits, slowcummingsify upstream.
+    mixrun "90% hits, slowcummingsify, 16 conns" $((BASE + 4)) "$proxy" -c 16 -m 10 -t slowcummingsify
 done
-printf 'stats\n' | nc -N 127.0.0.1 $((BASE + 7)) | grep -E 'single_flight_joins|cache_misses|upstream_0_latency' || true
