@@ -59,7 +59,7 @@ run() {  # run LABEL PORT PID loadgen-args...
     out=$(taskset -c 1 "$LOADGEN" -p "$port" -d "$DURATION" -w 0 -t '!cummingsify' -R '+' "$@" 2>&1)
     t1=$(cpu_ticks "$pid")
     local n
-    n=$(echo "$out" | awk '/^requests:/ { gsub(/[()]/, "", $4); print $4 }')
+    n=$(echo "$out" | awk '/^requests:/ { print $2 }')
     echo "$label: $n requests, server CPU $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { printf "%.2f us/request", (b - a) / hz * 1e6 / n }'), $(echo "$out" | grep -o 'p50 [0-9]*' | head -1) us"
 }

@@ -31,7 +31,9 @@ public final class DeferredInitialization<Resource> {
 
     /// Where the set-up stands.
     @inlinable public var state: State { current }
-    @usableFromInline var current = State.idle
+    // `@exclusivity(unchecked)`: read on every call (the proxy's every request); writes happen
+    // before the queued calls run, never across a call out.
+    @exclusivity(unchecked) @usableFromInline var current = State.idle
     /// When true, a call made after a failed set-up starts the set-up again and waits for it,
     /// instead of failing at once.
     public let retriesOnDemand: Bool

@@ -64,8 +64,11 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// The total cost of the values held.
     @inlinable public var totalCost: Int { heldCost }
 
-    @usableFromInline var counters = Statistics()
-    @usableFromInline var heldCost = 0
+    // `@exclusivity(unchecked)` on the state a cache hit touches (counters, table, recency list):
+    // the dynamic checks were 7% of a proxied hit's instructions (callgrind), and no access to
+    // these stays open across a call out to user code (callbacks and hooks run between accesses).
+    @exclusivity(unchecked) @usableFromInline var counters = Statistics()
+    @exclusivity(unchecked) @usableFromInline var heldCost = 0
     @usableFromInline let function: (Key) -> Deferred<Value>
     @usableFromInline let cost: (Key, Value) -> Int
     @usableFromInline let clock: (any ReactorTime)?
@@ -98,13 +101,13 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             self.storedAt = storedAt
         }
     }
-    @usableFromInline var slots: [Slot] = []
+    @exclusivity(unchecked) @usableFromInline var slots: [Slot] = []
     @usableFromInline var freeSlots: [Int] = []
-    @usableFromInline var index: [Key: Int] = [:]
+    @exclusivity(unchecked) @usableFromInline var index: [Key: Int] = [:]
     /// Most recently used.
-    @usableFromInline var newest = -1
+    @exclusivity(unchecked) @usableFromInline var newest = -1
     /// Least recently used: evicted first.
-    @usableFromInline var oldest = -1
+    @exclusivity(unchecked) @usableFromInline var oldest = -1
 
     /// Makes a memoizer of `function`.
     ///
