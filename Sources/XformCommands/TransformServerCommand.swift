@@ -144,17 +144,17 @@ final class TransformServerRunner {
 
         // 7. The server: one TransformService behind both ports.
         let service = TransformService()
-        let dispatcher = TransformDispatcher(
-            service: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
+        let state = ServerState(
+            backend: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
         let server = TransformServer(
-            dispatcher: dispatcher,
+            state: state,
             bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
             bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor))
 
         let lifecycle = TransformServerLifecycle(
             root: server.root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
-            logOutput: logFile, statsReport: { dispatcher.stats.report() },
-            openConnections: { dispatcher.connectionCount },
+            logOutput: logFile, statsReport: { state.stats.report() },
+            openConnections: { state.connectionCount },
             notifyStopping: { [notifier, logger] in
                 do throws(SystemError) { try notifier.stopping() } catch {
                     logger.warning("cannot notify systemd: \(error)")
@@ -243,16 +243,19 @@ final class TransformServerRunner {
             output = FileDescriptorOutput(fd: 1)
             format = options.logFormat ?? .text
         case .file(let path):
+            format = options.logFormat ?? .text
+            // A failed rotation on size is written into the file as an error line like the others.
+            let formatter = DaemonLogHandler(format: format, output: FileDescriptorOutput(fd: -1))
             do throws(DaemonFailure) {
                 let file = try LogFile(
-                    path: path, rotateLength: options.logMaxSize, maxRotatedFiles: options.logMaxFiles)
+                    path: path, rotateLength: options.logMaxSize, maxRotatedFiles: options.logMaxFiles,
+                    failureLine: { formatter.formatLine(LogRecord(level: .error, system: "log", message: $0)) })
                 logFile = file
                 output = file
             } catch {
                 throw StartupFailure(error.exitStatus, "\(error.message)")
             }
             logToFile = true
-            format = options.logFormat ?? .text
         }
         return DaemonLogHandler(format: format, minimumLevel: options.logLevel, output: output)
     }

@@ -1,4 +1,4 @@
-/// What the server's protocols call to run requests: the local `TransformService` is one
+/// What the server's protocols call to run requests: the local ``TransformService`` is one
 /// backend; the proxy (`--upstream`, module XformProxy) is another. Confined to the reactor thread.
 public protocol TransformBackend: AnyObject {
     /// The transforms served now, sorted by name, with one-line summaries
@@ -18,4 +18,24 @@ public protocol TransformBackend: AnyObject {
     /// counters): snake_case name, value. Default: empty.
     var statistics: [(name: String, value: Double)] { get }
 }
-extension TransformBackend { public var statistics: [(name: String, value: Double)] { [] } }
+
+extension TransformBackend {
+    /// No extra figures.
+    public var statistics: [(name: String, value: Double)] { [] }
+}
+
+extension TransformService: TransformBackend {
+    /// Runs one request on a registered transform (see ``TransformHandle/apply(_:context:)``).
+    ///
+    /// - Returns: ``TransformOutcome/failed(_:)`` with ``TransformError/invalidName`` or
+    ///   ``TransformError/unknownTransform(_:)`` when `name` reaches nothing; otherwise what the
+    ///   transform produced.
+    public func start(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, context: TransformContext)
+        -> TransformOutcome
+    {
+        switch resolve(name: name) {
+        case .success(let handle): return handle.apply(text, context: context)
+        case .failure(let error): return .failed(error)
+        }
+    }
+}

@@ -13,8 +13,7 @@ public enum TransformError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooLarge
     /// The transform itself failed; the reason is for people, not for parsing.
     case failed(String)
-    /// The upstream servers behind a proxy could not be reached (after the retries); the message
-    /// says why. Wire code `upstream_unavailable`.
+    /// The upstream servers a proxy backend forwards to could not answer; the message says why.
     case upstreamUnavailable(String)
 
     public var description: String {

@@ -1,0 +1,122 @@
+import XformCore
+import XformTransforms
+
+/// A connection that can be asked to finish and close, for graceful shutdown.
+protocol DrainableConnection: AnyObject {
+    /// Stop taking new work; close once the replies already owed are sent.
+    func drain()
+    /// Where ``ServerState`` keeps it (moved when another connection leaves).
+    var registryIndex: Int { get set }
+}
+
+/// The state every connection of one server shares: the backend that runs requests, the
+/// limits, the counters, the open connections and the shutdown switch.
+///
+/// Protocols run requests through ``backend`` (for the local ``TransformService``, only
+/// registered transforms can be reached: its guarded lookup) and report to it. One instance per
+/// server: nothing on the request path is global. Confined to the reactor thread.
+public final class ServerState {
+    /// What runs the requests: the local ``TransformService`` or another backend (a proxy).
+    public let backend: any TransformBackend
+    /// The backend when it is the local service: its handles give the ASCII fast path.
+    let localService: TransformService?
+    /// What transforms may use: clock, thread pool, limits.
+    public let context: TransformContext
+    /// The connection limits.
+    public let limits: ServerLimits
+    /// The counters.
+    public let stats: ServerStats
+    /// The server's log.
+    public let logger: Logger
+    /// The reactor's clock.
+    public let clock: any ReactorTime
+    /// True once ``beginShutdown()`` was called.
+    public private(set) var shuttingDown = false
+
+    /// The open connections, each knowing its index (no hashing per connection).
+    var connections: [any DrainableConnection] = []
+    var drainWaiters: [Deferred<Void>] = []
+
+    /// - Parameters:
+    ///   - backend: what runs the requests (the local ``TransformService``, or a proxy).
+    ///   - clock: the reactor's clock (idle timeouts, asynchronous transforms).
+    ///   - threadPool: where large inputs are transformed; nil runs them inline.
+    ///   - limits: the limits.
+    ///   - logger: where to log.
+    public init(
+        backend: any TransformBackend, clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
+        limits: ServerLimits = ServerLimits(), logger: Logger = Logger(system: "transform-server")
+    ) {
+        self.backend = backend
+        self.localService = backend as? TransformService
+        self.clock = clock
+        self.limits = limits
+        self.logger = logger
+        self.stats = ServerStats(clock: clock)
+        self.context = TransformContext(
+            clock: clock, threadPool: threadPool, offloadThreshold: limits.offloadThreshold,
+            maximumInputBytes: limits.maxRequestBytes)
+    }
+
+    /// The number of open connections on both ports.
+    public var connectionCount: Int { connections.count }
+
+    /// Adds an open connection (drained at once during shutdown).
+    ///
+    /// - Returns: its index, for ``unregister(at:port:)``.
+    func register(_ connection: any DrainableConnection, port: ServerPort) -> Int {
+        connections.append(connection)
+        stats.connectionOpened(port: port)
+        if shuttingDown { connection.drain() }
+        return connections.count - 1
+    }
+
+    /// Removes the connection at `index`; the last one takes its place.
+    func unregister(at index: Int, port: ServerPort) {
+        guard index >= 0, index < connections.count else { return }
+        let last = connections.removeLast()
+        if index < connections.count {
+            connections[index] = last
+            last.registryIndex = index
+        }
+        stats.connectionClosed(port: port)
+        if connections.isEmpty, shuttingDown {
+            let waiters = drainWaiters
+            drainWaiters.removeAll()
+            for w in waiters { try? w.callback(()) }
+        }
+    }
+
+    /// Starts a graceful shutdown: every connection stops taking new work (new requests are
+    /// answered `shutting_down`) and closes once its owed replies are sent.
+    ///
+    /// - Returns: a Deferred that fires when every connection has closed.
+    @discardableResult
+    public func beginShutdown() -> Deferred<Void> {
+        if !shuttingDown {
+            shuttingDown = true
+            logger.info("shutting down: draining \(connections.count) connection(s)")
+            for c in connections { c.drain() }
+        }
+        if connections.isEmpty { return succeed(()) }
+        let d = Deferred<Void>()
+        drainWaiters.append(d)
+        return d
+    }
+
+    /// The transforms served, sorted by name.
+    var transformNames: [String] { backend.catalog.map(\.name) }
+
+    /// Maps a failure to its wire error.
+    func wireError(_ error: any Error) -> WireError {
+        WireError.from(error, maxBytes: limits.maxRequestBytes, shuttingDown: shuttingDown)
+    }
+}
+
+/// The two ports of a transform server (counters and log tags).
+public enum ServerPort: String, Sendable, CaseIterable {
+    /// The netstring port (protocol-spec/netstring.md).
+    case netstring
+    /// The line port (protocol-spec/line.md).
+    case line
+}
