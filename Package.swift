@@ -46,7 +46,9 @@ let package = Package(
         // The two commands' logic (options, help, wiring), so executables stay thin and testable.
         .target(
             name: "XformCommands",
-            dependencies: ["XformServer", "XformClient", "XformReactor", "XformDaemon", "XformTransforms"]),
+            dependencies: [
+                "XformServer", "XformClient", "XformProxy", "XformReactor", "XformDaemon", "XformTransforms",
+            ]),
 
         .executableTarget(name: "transform-server", dependencies: ["XformCommands"], exclude: ["systemd"]),
         .executableTarget(name: "xform", dependencies: ["XformCommands"]),

@@ -23,7 +23,7 @@ final class UpstreamServerThread: @unchecked Sendable {
     init() throws {
         reactor = try EpollReactor()
         server = TransformServer(
-            dispatcher: TransformDispatcher(service: TransformService(), clock: reactor), reactor: reactor,
+            state: ServerState(backend: TransformService(), clock: reactor), reactor: reactor,
             interface: "127.0.0.1", netstringPort: 0, linePort: 0)
         try server.root.privilegedStartService()
         server.root.startService()

@@ -13,7 +13,7 @@ import XformTransforms
 /// the calls the server cancelled).
 final class Upstream {
     let service = TransformService()
-    let dispatcher: TransformDispatcher
+    let state: ServerState
     let server: TransformServer
     let port: Int
     /// Texts `tally` was called with.
@@ -26,9 +26,9 @@ final class Upstream {
     var heldCalls: [String] = []
 
     init(reactor: MemoryReactor, port: Int, limits: ServerLimits = ServerLimits()) {
-        dispatcher = TransformDispatcher(service: service, clock: reactor.clock, limits: limits)
+        state = ServerState(backend: service, clock: reactor.clock, limits: limits)
         server = TransformServer(
-            dispatcher: dispatcher, reactor: reactor, interface: "127.0.0.1", netstringPort: port, linePort: port + 1)
+            state: state, reactor: reactor, interface: "127.0.0.1", netstringPort: port, linePort: port + 1)
         self.port = port
         try! service.register(
             Transform(

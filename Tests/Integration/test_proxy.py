@@ -83,17 +83,37 @@ def test_unreachable_upstream_gives_upstream_unavailable(start_server):
     upstream = start_server("--netstring-port", "0", "--line-port", "0")
     proxy = start_proxy(start_server, *upstream_args(upstream), "--upstream-transforms", "upper")
     assert upstream.stop() == 0
-    with xform_client.NetstringClient(port=proxy.netstring_port, timeout=30) as c:
-        with pytest.raises(xform_client.TransformError) as e:
-            c.xform("upper", "x")
-        assert e.value.code == "upstream_unavailable"
-    with xform_client.LineClient(port=proxy.line_port, timeout=30) as c:
-        with pytest.raises(xform_client.TransformError) as e:
-            c.xform("upper", "y")
-        assert e.value.code == "upstream_unavailable"
-    # The original form: a close without a reply.
-    with pytest.raises(xform_client.ProtocolError):
-        xform_client.xform_original("upper", "z", port=proxy.netstring_port, timeout=30)
+    outcomes = {}
+
+    def extended():
+        with xform_client.NetstringClient(port=proxy.netstring_port, timeout=30) as c:
+            try:
+                c.xform("upper", "x")
+            except xform_client.TransformError as e:
+                outcomes["extended"] = e.code
+
+    def line():
+        with xform_client.LineClient(port=proxy.line_port, timeout=30) as c:
+            try:
+                c.xform("upper", "y")
+            except xform_client.TransformError as e:
+                outcomes["line"] = e.code
+
+    def original():
+        try:
+            xform_client.xform_original("upper", "z", port=proxy.netstring_port, timeout=30)
+        except xform_client.ProtocolError:
+            outcomes["original"] = "closed without a reply"
+
+    # Each waits out the retries (about 5 s); run them side by side.
+    threads = [threading.Thread(target=f) for f in (extended, line, original)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert outcomes == {"extended": "upstream_unavailable", "line": "upstream_unavailable",
+                        "original": "closed without a reply"}
+    assert figure(proxy.line_port, "upstream_0_failures") >= 10
 
 
 def test_one_of_two_upstreams_sigkilled_under_load_fails_no_request(start_server):
