@@ -292,7 +292,7 @@ struct ProxyBackendTests {
         let d = t.pending("upper", "poem")
         t.run()
         #expect(text(d) == "POEM")
-        #expect(t.backend.upstream.isLegacy(Endpoint(host: "127.0.0.1", port: 10001)))
+        #expect(t.backend.upstream.isOriginalForm(Endpoint(host: "127.0.0.1", port: 10001)))
     }
 
     @Test("A killed upstream fails over to the next one: no request fails")
