@@ -4,18 +4,16 @@ Every process is started by the fixtures (conftest.Server) and stopped by PID; e
 bounded.
 """
 
-import os
-import re
 import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT, Server
+from test_robustness import rss_kib
+from test_twisted_server_interop import twisted_server  # noqa: F401 - a fixture
 import xform_client
 
 
@@ -50,14 +48,6 @@ def stats(port):
 
 def figure(port, name):
     return float(stats(port)[name])
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_proxy_serves_both_protocols_and_caches(start_server):
@@ -152,20 +142,6 @@ def test_one_of_two_upstreams_sigkilled_under_load_fails_no_request(start_server
     assert done[0] == 8 * 300
     assert figure(b.line_port, "uptime_seconds") >= 0
     assert stats(b.line_port)["requests cummingsify"].startswith("cummingsify ok=")
-
-
-@pytest.fixture
-def twisted_server():
-    proc = subprocess.Popen(["python3", f"{ROOT}/clients/python/twisted_server.py", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = proc.stdout.readline()
-        m = re.search(r"Serving transforms on 127\.0\.0\.1:(\d+)", line)
-        assert m, f"unexpected first line from the Twisted server: {line!r}"
-        yield int(m.group(1))
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 def test_proxy_in_front_of_the_books_twisted_server(start_server, twisted_server):
