@@ -20,6 +20,7 @@ let package = Package(
         // Everything `transform-server` is, as a library: a server with extra transforms is a
         // `main.swift` of a few lines (Part 16's twistd plugins).
         .library(name: "TransformServerKit", targets: ["TransformServerKit"]),
+        .library(name: "XformProxy", targets: ["XformProxy"]),
         .executable(name: "transform-server", targets: ["transform-server"]),
         .executable(name: "xform", targets: ["xform"]),
         .executable(name: "xform-bench", targets: ["xform-bench"]),
@@ -44,13 +45,17 @@ let package = Package(
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
         // TransformClient.connect: the client on a reactor thread it owns.
         .target(name: "XformClientKit", dependencies: ["XformClient", "XformCore", "XformReactor"]),
+        // The transform proxy: a TransformBackend answering from upstream servers through a cache.
+        .target(name: "XformProxy", dependencies: ["XformCore", "XformTransforms", "XformClient"]),
         // Daemon support: command line, pidfile, log files, systemd, privileges.
         .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
 
         // The two commands' logic (options, help, wiring), so executables stay thin and testable.
         .target(
             name: "XformCommands",
-            dependencies: ["XformServer", "XformClient", "XformReactor", "XformDaemon", "XformTransforms"]),
+            dependencies: [
+                "XformServer", "XformClient", "XformProxy", "XformReactor", "XformDaemon", "XformTransforms",
+            ]),
 
         // The server as a library: TransformServerProgram.run(adding:), StandardErrorLogHandler.
         .target(
@@ -74,6 +79,9 @@ let package = Package(
         .testTarget(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformClientKit", "XformServer", "XformTesting", "XformReactor"]),
+        .testTarget(
+            name: "XformProxyTests",
+            dependencies: ["XformProxy", "XformClient", "XformServer", "XformTesting", "XformReactor", "XformTransforms"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
         .testTarget(
             name: "XformCommandsTests",

@@ -90,7 +90,14 @@ public final class TransformProxy: ConnectionOwner {
     /// before the next attempt. Meant for logging.
     public typealias RetryObserver = (_ attempt: Int, _ error: TransformProxyError, _ delay: Duration) -> Void
 
+    /// Told when each attempt on the wire ends: the endpoint, how long the attempt took, and its
+    /// failure (nil on success). Cancelled attempts are not reported. Meant for statistics
+    /// (the transform proxy's per-upstream latency and failures).
+    public typealias AttemptObserver = (_ endpoint: Endpoint, _ elapsed: Duration, _ failure: TransformProxyError?) -> Void
+
     let reactor: any Reactor
+    /// Told about each attempt's end (see ``AttemptObserver``).
+    public var onAttempt: AttemptObserver?
     /// The endpoints, in failover order.
     public let endpoints: [Endpoint]
     /// The tunables in force.
@@ -286,6 +293,19 @@ public final class TransformProxy: ConnectionOwner {
             request.timer = reactor.callLater(timeout) { [weak request] in request?.timedOut(after: timeout) }
         }
         dispatch(request)
+        if let onAttempt {
+            let started = reactor.now
+            d.addObserver { [weak self] outcome in
+                guard let self else { return }
+                let elapsed = self.reactor.now - started
+                switch outcome {
+                case .success: onAttempt(endpoint, elapsed, nil)
+                case .failure(let error):
+                    let e = TransformProxyError.from(error)
+                    if e != .cancelled { onAttempt(endpoint, elapsed, e) }
+                }
+            }
+        }
         return d
     }
 

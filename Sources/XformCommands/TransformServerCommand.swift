@@ -1,6 +1,7 @@
 import Glibc
 import XformCore
 import XformDaemon
+import XformProxy
 import XformReactor
 import XformServer
 import XformTransforms
@@ -120,6 +121,28 @@ final class TransformServerRunner {
 
     // MARK: Start-up
 
+    /// The proxy backend for `--upstream`, or nil when the server serves its own transforms.
+    private func makeProxy(reactor: EpollReactor, handler: any LogHandler) -> ProxyBackend? {
+        guard !options.upstreams.isEmpty else { return nil }
+        var configuration = ProxyBackend.Configuration(upstreams: options.upstreams)
+        configuration.upstreamTransforms = options.upstreamTransforms
+        configuration.cacheBytes = options.cacheBytes
+        configuration.cacheTTL = options.cacheTTL
+        let proxy = ProxyBackend(configuration: configuration, reactor: reactor, logger: Logger(system: "proxy", handler: handler))
+        let upstreams = options.upstreams.map(\.description).joined(separator: ", ")
+        logger.notice("proxy mode: upstream \(upstreams); cache \(options.cacheBytes) bytes")
+        return proxy
+    }
+
+    /// `MultiService[proxy, server]`: the proxy starts before the ports and stops after them.
+    static func proxyRoot(_ proxy: ProxyBackend, server: MultiService) -> MultiService {
+        let root = MultiService(name: "transform-proxy")
+        // Distinct names: adding cannot fail.
+        try? root.addService(proxy)
+        try? root.addService(server)
+        return root
+    }
+
     private func start() throws(StartupFailure) -> (EpollReactor, TransformServer, TransformServerLifecycle) {
         // 1. umask and working directory (all paths were made absolute while parsing). The run
         // directory and the pidfile's and log's directories are created when missing, as
@@ -178,25 +201,38 @@ final class TransformServerRunner {
         // 6. Sockets from systemd, if any.
         let inherited = try inheritedSockets()
 
-        // 7. The server: one TransformService behind both ports.
-        let service = TransformService()
-        for t in transforms {
-            do throws(TransformRegistrationError) {
-                try service.register(t)
-            } catch {
-                throw StartupFailure(.configuration, "cannot add the transform '\(t.name)': \(error)")
+        // 7. The server: one backend behind both ports, the local TransformService (with any
+        //    transforms an embedder added) or, with --upstream, the caching proxy.
+        let backend: any TransformBackend
+        let proxy = makeProxy(reactor: reactor, handler: handler)
+        if let proxy {
+            if !transforms.isEmpty {
+                logger.notice("proxy mode: the \(transforms.count) added transform(s) are not served; the upstream's are")
             }
+            backend = proxy
+        } else {
+            let service = TransformService()
+            for t in transforms {
+                do throws(TransformRegistrationError) {
+                    try service.register(t)
+                } catch {
+                    throw StartupFailure(.configuration, "cannot add the transform '\(t.name)': \(error)")
+                }
+            }
+            backend = service
         }
         let state = ServerState(
-            backend: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
+            backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
         let server = TransformServer(
             state: state,
             bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
             bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor))
+        // The proxy starts first (its first list fetch) and stops last, after the ports drained.
+        let root = proxy.map { Self.proxyRoot($0, server: server.root) } ?? server.root
 
         let lifecycle = TransformServerLifecycle(
-            root: server.root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
-            logOutput: logFile, statsReport: { state.stats.report() },
+            root: root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
+            logOutput: logFile, statsReport: { state.report() },
             openConnections: { state.connectionCount },
             notifyStopping: { [notifier, logger] in
                 do throws(SystemError) { try notifier.stopping() } catch {
@@ -218,14 +254,14 @@ final class TransformServerRunner {
 
         // 8. Bind (privileged), 9. drop privileges, 10. start.
         do {
-            try server.root.privilegedStartService()
+            try root.privilegedStartService()
         } catch let failure as StartupFailure {
             throw failure
         } catch {
             throw StartupFailure(.osError, "cannot start: \(error)")
         }
         if let credentials { try drop(to: credentials) }
-        server.root.startService()
+        root.startService()
 
         let addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
         for (name, port) in addresses {

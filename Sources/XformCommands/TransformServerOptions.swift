@@ -1,7 +1,9 @@
 import Glibc
+import XformClient
 import XformCore
 import XformDaemon
 import XformServer
+import XformTransforms
 
 /// Where the server's log lines go.
 public enum TransformServerLogDestination: Sendable, Equatable {
@@ -50,6 +52,15 @@ public struct TransformServerOptions: Sendable, Equatable {
     public var umask: mode_t?
     /// The absolute directory to change to, or `nil` to stay.
     public var rundir: String?
+    /// The upstream servers (`--upstream`, in failover order); not empty: run as a proxy.
+    public var upstreams: [Endpoint] = []
+    /// The transforms to serve for original-protocol upstreams (`--upstream-transforms`);
+    /// `nil` asks the upstream for its list.
+    public var upstreamTransforms: [String]?
+    /// The proxy's result cache bound in bytes, keys and values counted; 0 disables it.
+    public var cacheBytes = 64 * 1024 * 1024
+    /// How long the proxy serves a cached result; `nil` until evicted.
+    public var cacheTTL: Duration?
 
     /// The defaults, as `transform-server` with no options runs.
     public init() {}
@@ -110,6 +121,22 @@ extension TransformServerCommand {
                 help: "How long a graceful stop waits for requests in flight before closing connections; 0 waits "
                     + "for ever.",
                 default: "15s"),
+            .option(
+                "upstream", valueName: "host:port",
+                help: "Run as a caching proxy in front of the transform server at this netstring address; "
+                    + "repeat for failover, tried in order.",
+                repeatable: true),
+            .option(
+                "upstream-transforms", valueName: "names",
+                help: "The transforms to serve, comma-separated, for upstreams that speak only the original "
+                    + "protocol (which cannot list them). Default: the upstream's list."),
+            .option(
+                "cache-bytes", valueName: "bytes",
+                help: "The proxy's result cache bound, keys and values counted; 0 disables the cache.",
+                default: String(64 * 1024 * 1024)),
+            .option(
+                "cache-ttl", valueName: "duration",
+                help: "How long the proxy serves a cached result; 0 until evicted.", default: "0"),
             .option(
                 "log-level", valueName: "level", help: "The least severe events logged.", default: "info",
                 values: LogLevel.allCases.map(\.description)),
@@ -255,7 +282,41 @@ extension TransformServerCommand {
         } ?? nil
         o.user = parsed.string("user").flatMap { $0.isEmpty ? nil : $0 }
         o.group = parsed.string("group").flatMap { $0.isEmpty ? nil : $0 }
+        for text in parsed.strings("upstream") {
+            do {
+                o.upstreams.append(try parseEndpoint(text))
+            } catch {
+                throw .invalidValue(value: text, option: "upstream", reason: error.reason)
+            }
+        }
+        o.upstreamTransforms = try parsed.value("upstream-transforms") { (text) throws(ValueParseError) -> [String] in
+            let names = text.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw ValueParseError("expected names such as cummingsify,upper") }
+            if let bad = names.first(where: { !TransformName.isValid($0) }) {
+                throw ValueParseError("'\(bad)' is not a valid transform name")
+            }
+            return names
+        }
+        if o.upstreamTransforms != nil, o.upstreams.isEmpty {
+            throw .invalidValue(
+                value: parsed.string("upstream-transforms") ?? "", option: "upstream-transforms",
+                reason: "it needs --upstream")
+        }
+        o.cacheBytes = try parsed.int("cache-bytes", in: 0...Int.max) ?? o.cacheBytes
+        if let ttl = try parsed.duration("cache-ttl") { o.cacheTTL = ttl == .zero ? nil : ttl }
         return o
+    }
+
+    /// Parses `host:port` (`[v6]:port` for IPv6 literals).
+    static func parseEndpoint(_ text: String) throws(ValueParseError) -> Endpoint {
+        let why = "expected host:port, such as 127.0.0.1:10001 or [::1]:10001"
+        guard let colon = text.lastIndex(of: ":") else { throw ValueParseError(why) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ValueParseError(why)
+        }
+        return Endpoint(host: host, port: port)
     }
 
     /// Decides what a command line (without the program name) asks for, without side effects
@@ -274,5 +335,12 @@ extension TransformServerCommand {
                 ? .exit(status: error.exitStatus.rawValue, standardOutput: text, standardError: "")
                 : .exit(status: error.exitStatus.rawValue, standardOutput: "", standardError: text)
         }
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs.
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -120,7 +120,7 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         case "list":
             send(LineTransformCodec.blockReply(lines: state.transformNames))
         case "stats":
-            send(LineTransformCodec.blockReply(lines: state.stats.report()))
+            send(LineTransformCodec.blockReply(lines: state.report()))
         default:  // quit
             send(Array("OK bye\n".utf8))
             perform(host.session.closeAfterOwed())

@@ -65,6 +65,18 @@ private let expectedHelp = """
                               How long a graceful stop waits for requests in flight
                               before closing connections; 0 waits for ever.
                               (default: 15s)
+      --upstream <host:port>  Run as a caching proxy in front of the transform
+                              server at this netstring address; repeat for
+                              failover, tried in order.
+      --upstream-transforms <names>
+                              The transforms to serve, comma-separated, for
+                              upstreams that speak only the original protocol
+                              (which cannot list them). Default: the upstream's
+                              list.
+      --cache-bytes <bytes>   The proxy's result cache bound, keys and values
+                              counted; 0 disables the cache. (default: 67108864)
+      --cache-ttl <duration>  How long the proxy serves a cached result; 0 until
+                              evicted. (default: 0)
       --log-level <level>     The least severe events logged. (values: trace,
                               debug, info, notice, warning, error, critical;
                               default: info)
