@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "XformTransforms", targets: ["XformTransforms"]),
         .library(name: "XformServer", targets: ["XformServer"]),
         .library(name: "XformClient", targets: ["XformClient"]),
+        .library(name: "XformMetrics", targets: ["XformMetrics"]),
         .executable(name: "transform-server", targets: ["transform-server"]),
         .executable(name: "xform", targets: ["xform"]),
         .executable(name: "xform-bench", targets: ["xform-bench"]),
@@ -37,15 +38,17 @@ let package = Package(
         .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
-        // Daemon support: command line, pidfile, log files, systemd, privileges.
-        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
+        // Prometheus text exposition and histograms: pure, no I/O.
+        .target(name: "XformMetrics"),
+        // Daemon support: command line, pidfile, log files, systemd, privileges, /proc figures.
+        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims", "XformMetrics"]),
 
         // The two commands' logic (options, help, wiring), so executables stay thin and testable.
         .target(
             name: "XformCommands",
             dependencies: ["XformServer", "XformClient", "XformReactor", "XformDaemon", "XformTransforms"]),
 
-        .executableTarget(name: "transform-server", dependencies: ["XformCommands"], exclude: ["systemd"]),
+        .executableTarget(name: "transform-server", dependencies: ["XformCommands"]),
         .executableTarget(name: "xform", dependencies: ["XformCommands"]),
         .executableTarget(
             name: "xform-bench",
@@ -63,6 +66,7 @@ let package = Package(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
+        .testTarget(name: "XformMetricsTests", dependencies: ["XformMetrics"]),
         .testTarget(
             name: "XformCommandsTests",
             dependencies: [
