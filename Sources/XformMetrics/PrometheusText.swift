@@ -136,28 +136,19 @@ public enum PrometheusText {
     }
 
     /// Escapes a label value: backslash, double quote and newline.
-    public static func escapeLabelValue(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return s }
-        var out = ""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    public static func escapeLabelValue(_ s: String) -> String { escape(s, quotes: true) }
 
     /// Escapes help text: backslash and newline.
-    public static func escapeHelp(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 == 0x5C || $0 == 0x0A }) else { return s }
+    public static func escapeHelp(_ s: String) -> String { escape(s, quotes: false) }
+
+    private static func escape(_ s: String, quotes: Bool) -> String {
+        guard s.utf8.contains(where: { $0 == 0x5C || $0 == 0x0A || (quotes && $0 == 0x22) }) else { return s }
         var out = ""
         for c in s.unicodeScalars {
             switch c {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
+            case "\"" where quotes: out += "\\\""
             default: out.unicodeScalars.append(c)
             }
         }
