@@ -463,6 +463,9 @@ public struct HTTPRequestDecoder: FrameDecoder {
     /// Records that `100 Continue` was sent for the request being read.
     public mutating func continueSent() { input.parser.clearExpectation() }
 
+    /// Bytes fed and not yet consumed (a partial request, or requests not yet taken).
+    public var bufferedByteCount: Int { input.leftover }
+
     /// True when no byte of an unfinished request is buffered (empty lines between requests aside).
     public var isIdle: Bool { !input.parser.isMidFrame && input.leftover == 0 }
 
