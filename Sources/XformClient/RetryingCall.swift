@@ -20,7 +20,11 @@ import XformCore
 ///   (unknown transform, bad request) reaches the caller as it is;
 /// - true: the next attempt is scheduled after the next delay; `onRetry` is told first;
 /// - true, but the backoff has no attempt left (`maxAttempts` reached, or the next attempt would
-///   begin after `maxElapsed`): the Deferred fails with ``RetryExhaustedError``.
+///   begin after `maxElapsed`): the Deferred fails with ``RetryExhaustedError``, or with the first
+///   failure itself when `exhaustion` is ``RetryExhaustion/firstFailure`` (txretry's behaviour).
+///
+/// Through `logger` it logs what txretry logs, at `info`: each failure it ignores (retries), and
+/// running out of attempts.
 ///
 /// Cancelling the returned Deferred cancels the pending timer or the attempt in flight (cancelling
 /// its Deferred); after that the operation is not called again, and the returned Deferred fails
@@ -51,6 +55,8 @@ public final class RetryingCall<Value> {
     let shouldRetry: (any Error) -> Bool
     let onRetry: RetryObserver?
     let operation: Operation
+    let logger: Logger
+    let exhaustion: RetryExhaustion
 
     var state: State = .idle
     var result: Deferred<Value>?
@@ -73,14 +79,21 @@ public final class RetryingCall<Value> {
     ///   - shouldRetry: says whether a failure is worth another attempt (txretry's
     ///     `failureTester`). The default retries every failure, as txretry did.
     ///   - onRetry: told about each retry before it is scheduled.
+    ///   - logger: where ignored failures and running out of attempts are logged (txretry's
+    ///     `log.msg` lines), at `info`. Default: nowhere.
+    ///   - exhaustion: what the Deferred fails with when the backoff runs out.
     ///   - operation: makes one attempt.
     public init(
         clock: any ReactorTime,
         backoff: Backoff = .default,
         shouldRetry: @escaping (any Error) -> Bool = { _ in true },
         onRetry: RetryObserver? = nil,
+        logger: Logger = Logger(system: "RetryingCall"),
+        exhaustion: RetryExhaustion = .exhaustedError,
         operation: @escaping Operation
     ) {
+        self.logger = logger
+        self.exhaustion = exhaustion
         self.clock = clock
         self.backoff = backoff
         self.shouldRetry = shouldRetry
@@ -154,14 +167,21 @@ public final class RetryingCall<Value> {
             finish(.failure(error))
             return
         }
+        logger.info("RetryingCall: ignoring \(error)")
         let elapsed = clock.now - startTime
         switch backoff.decide(attempt: attempts, elapsed: elapsed) {
         case .stop(let why):
-            finish(
-                .failure(
-                    RetryExhaustedError(
-                        attempts: attempts, reason: why, elapsed: elapsed,
-                        firstFailure: firstFailure ?? error, lastFailure: error)))
+            logger.info("RetryingCall: ran out of \(why == .attempts ? "attempts" : "time") after \(attempts) attempt(s)")
+            switch exhaustion {
+            case .exhaustedError:
+                finish(
+                    .failure(
+                        RetryExhaustedError(
+                            attempts: attempts, reason: why, elapsed: elapsed,
+                            firstFailure: firstFailure ?? error, lastFailure: error)))
+            case .firstFailure:
+                finish(.failure(firstFailure ?? error))
+            }
         case .wait(let delay):
             onRetry?(attempts, error, delay)
             // `onRetry` may have cancelled us.
@@ -192,6 +212,14 @@ public final class RetryingCall<Value> {
             break
         }
     }
+}
+
+/// What a ``RetryingCall`` fails with when its backoff runs out.
+public enum RetryExhaustion: Sendable, Equatable {
+    /// A ``RetryExhaustedError`` carrying the first and last failures and the counts (the default).
+    case exhaustedError
+    /// The first failure itself, as txretry does (seed 001, "RetryingCall").
+    case firstFailure
 }
 
 /// The failure of a ``RetryingCall`` whose backoff ran out while failures were still worth

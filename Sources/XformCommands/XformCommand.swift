@@ -7,8 +7,9 @@ import XformReactor
 /// The `xform` command: transforms text with a transform server and prints exactly the result.
 ///
 /// `xform [options] <transform> [<file>...]` reads standard input when no file is given; several
-/// files are sent concurrently (one ``TransformProxy`` sharing kept-alive connections, their
-/// Deferreds gathered in a DeferredList) and their results printed in argument order, like `cat`:
+/// files are sent concurrently, at most `--jobs` at a time (one ``TransformProxy`` sharing
+/// kept-alive connections, fed by a ``ResizableDispatchQueue``, see ``XformBatch``) and their
+/// results printed in argument order, like `cat`:
 /// a file that fails is reported on standard error and the others are still printed. The exit
 /// status is that of the first failure in argument order (see ``exitStatusHelp``).
 ///
@@ -43,6 +44,11 @@ public enum XformCommand {
             .option("retries", valueName: "n", help: "How many times a transient failure is retried.", default: "9"),
             .flag("no-retry", help: "Do not retry: the same as --retries 0."),
             .flag("list", help: "List the server's transforms, one per line, and exit."),
+            .option("jobs", short: "j", valueName: "n", help: "How many files are in flight at once.", default: "8"),
+            .flag(
+                "progress",
+                help: "Show a progress line on standard error (default: when it is a terminal and there are several files)."),
+            .flag("no-progress", help: "Never show the progress line."),
         ],
         sections: [exitStatusHelp])
 
@@ -80,18 +86,22 @@ public enum XformCommand {
         public var writeOutput: ([UInt8]) -> Bool
         /// Writes text to standard error.
         public var writeError: (String) -> Void
+        /// Whether standard error is a terminal (where the progress line is shown by default).
+        public var isErrorTerminal: () -> Bool
 
         /// Builds an IO set from its parts.
         public init(
             readStandardInput: @escaping () -> Result<[UInt8], SystemError>,
             readFile: @escaping (String) -> Result<[UInt8], SystemError>,
             writeOutput: @escaping ([UInt8]) -> Bool,
-            writeError: @escaping (String) -> Void
+            writeError: @escaping (String) -> Void,
+            isErrorTerminal: @escaping () -> Bool = { false }
         ) {
             self.readStandardInput = readStandardInput
             self.readFile = readFile
             self.writeOutput = writeOutput
             self.writeError = writeError
+            self.isErrorTerminal = isErrorTerminal
         }
 
         /// The process's standard streams and file system.
@@ -105,7 +115,8 @@ public enum XformCommand {
                     return readAll(fd: fd, call: "read")
                 },
                 writeOutput: { bytes in writeAll(fd: 1, bytes) },
-                writeError: { writeToStandardError($0) })
+                writeError: { writeToStandardError($0) },
+                isErrorTerminal: { isatty(2) == 1 })
         }
     }
 
@@ -116,6 +127,10 @@ public enum XformCommand {
         var list: Bool
         var configuration: TransformProxy.Configuration
         var endpoint: Endpoint
+        /// The most requests in flight (`--jobs`).
+        var jobs = 8
+        /// `--progress` (true), `--no-progress` (false), or neither (nil: decide by the terminal).
+        var progress: Bool?
     }
 
     /// Runs `xform` with `arguments` (without the program name).
@@ -166,9 +181,15 @@ public enum XformCommand {
         configuration.timeout = timeout
         configuration.connectTimeout = timeout
         configuration.backoff = Backoff(maxAttempts: retries + 1)
-        return Settings(
+        var settings = Settings(
             transform: transform, files: files, list: list, configuration: configuration,
             endpoint: Endpoint(host: host, port: port))
+        settings.jobs = try parsed.int("jobs", in: 1...10_000) ?? 8
+        if parsed.flag("progress"), parsed.flag("no-progress") {
+            throw .invalidValue(value: "--no-progress", option: "progress", reason: "cannot be combined with --no-progress")
+        }
+        settings.progress = parsed.flag("progress") ? true : parsed.flag("no-progress") ? false : nil
+        return settings
     }
 
     /// One input: its label for error messages (nil for standard input) and its text or why
@@ -222,33 +243,34 @@ public enum XformCommand {
         let inputs = readInputs(settings.files, io: io)
         let name = settings.transform ?? ""
         var results = [Result<String, Failure>?](repeating: nil, count: inputs.count)
-        var list: Deferred<DeferredListResult<String>>?
+        let terminal = io.isErrorTerminal()
+        let showProgress = settings.progress ?? (terminal && inputs.count > 1)
+        var batch: Deferred<[Result<String, TransformProxyError>?]>?
         reactor.callLater(.zero) {
-            var calls: [Deferred<String>] = []
-            var indices: [Int] = []
+            var texts: [String?] = []
             for (i, input) in inputs.enumerated() {
                 switch input.text {
-                case .success(let text):
-                    calls.append(proxy.xform(name, text))
-                    indices.append(i)
+                case .success(let text): texts.append(text)
                 case .failure(let f):
                     results[i] = .failure(f)
+                    texts.append(nil)
                 }
             }
-            // Held here: a DeferredList holds its own result weakly.
-            let all = deferredList(calls, consumeErrors: true)
-            list = all
+            let all = XformBatch.start(
+                texts: texts, name: name, jobs: settings.jobs, proxy: proxy, clock: reactor,
+                progress: showProgress ? XformBatch.Progress(terminal: terminal, write: io.writeError) : nil)
+            batch = all
             all.addObserver { outcome in
-                if case .success(let r) = outcome, let each = r.results {
-                    for (k, result) in each.enumerated() {
-                        results[indices[k]] = result.mapError { failure(for: TransformProxyError.from($0)) }
+                if case .success(let each) = outcome {
+                    for (i, result) in each.enumerated() where result != nil {
+                        results[i] = result!.mapError { failure(for: $0) }
                     }
                 }
                 stop(reactor)
             }
         }
         reactor.run()
-        withExtendedLifetime(list) {}
+        withExtendedLifetime(batch) {}
 
         var status: ExitStatus?
         for (i, input) in inputs.enumerated() {

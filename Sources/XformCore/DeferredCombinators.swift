@@ -52,14 +52,16 @@ public enum DeferredListResult<Value> {
 
 /// A sentinel chain link that is never run: a forward step to it only observes the result, and
 /// marks a failure as handled (what `consumeErrors` means).
+@usableFromInline
 final class ObserverLink: _ChainLink, Sendable {
-    static let shared = ObserverLink()
-    var _isPaused: Bool { true }
-    func _advanceLink() -> (any _ChainLink)? { nil }
+    @usableFromInline static let shared = ObserverLink()
+    @usableFromInline var _isPaused: Bool { true }
+    @usableFromInline func _advanceLink() -> (any _ChainLink)? { nil }
 }
 
 extension Deferred {
     /// Observes the result without changing it; with `consume`, a failure counts as handled.
+    @inlinable
     func observe(consume: Bool, _ observer: @escaping (Result<Value, any Error>) -> Void) {
         if consume {
             holdsLinks = true
@@ -137,7 +139,9 @@ public func gatherResults<Value>(
 
 /// The failure of ``firstSuccess(_:)`` when every member failed: their failures in input order.
 public struct AllFailedError: Error, CustomStringConvertible {
+    /// The members' failures, in input order.
     public let failures: [any Error]
+    public init(failures: [any Error]) { self.failures = failures }
     public var description: String { "all \(failures.count) attempts failed: \(failures)" }
 }
 
@@ -159,15 +163,19 @@ public func firstSuccess<Value>(
         try? winner.errback(AllFailedError(failures: []))
         return winner
     }
+    var decided = false  // set before the losers are cancelled, so their failures are ignored
     for (index, member) in members.enumerated() {
         member.observe(consume: true) { outcome in
-            guard !winner.called else { return }
+            guard !decided, !winner.called else { return }
             switch outcome {
             case .success(let v):
-                try? winner.callback((index, v))
+                decided = true
+                // The losers are cancelled before the winner fires, as Twisted's `race()` and
+                // txdpce do: the winner's callbacks see no work still running.
                 for (i, other) in weakMembers.enumerated() where i != index {
                     if let d = other.deferred, !d.called { d.cancel() }
                 }
+                try? winner.callback((index, v))
             case .failure(let e):
                 failures[index] = e
                 failed += 1
@@ -267,9 +275,12 @@ public final class DeferredPool {
         }
     }
 
-    /// Returns a Deferred that fires when nothing is in flight: at once if that is so now.
-    public func notifyWhenEmpty() -> Deferred<Void> {
-        if inFlight == 0 { return succeed(()) }
+    /// Returns a Deferred that fires when nothing is in flight (Terry Jones's `notifyWhenEmpty`).
+    ///
+    /// - Parameter testImmediately: when true and nothing is in flight now, the Deferred is
+    ///   already fired; when false it waits for the next time the pool empties, as in the seed.
+    public func notifyWhenEmpty(testImmediately: Bool = true) -> Deferred<Void> {
+        if testImmediately, inFlight == 0 { return succeed(()) }
         let d = Deferred<Void>(canceller: { [weak self] d in self?.emptyWaiters.removeAll { $0 === d } })
         emptyWaiters.append(d)
         return d

@@ -7,6 +7,10 @@ import XformCore
 /// and ``connectTCP(host:port:factory:timeout:)`` only record what was asked; the test then
 /// drives accepted and outgoing connections through ``IOPump``s. ``threading`` queues calls until
 /// the test runs them with ``runThreadCalls()``. Confined to the test's thread.
+///
+/// Async bodies run on it in memory: `deferredFromAsync(on: reactor.threading)` starts its body at
+/// once and resumes it inside the awaited Deferred's callback (a timer fired by ``advance(by:)``,
+/// a `callback` from the test), so protocol code using `await` is tested with no threads.
 public final class MemoryReactor: Reactor {
     /// The clock behind ``now`` and ``callLater(_:_:)``.
     public let clock: ManualClock

@@ -1,5 +1,6 @@
 // xform-bench: benchmarks, never tests. Each subcommand prints its figures.
 //   deferred      cost per callback of long Deferred chains
+//   async         async bodies: the reactor executor against a global Task + callFromThread
 //   timers        delayed-call and callFromThread throughput of the epoll reactor
 //   transforms    transform throughput: ASCII fast paths against the String paths
 //   framing [F]   netstring and line receiver costs per frame (F filters scenarios)
@@ -8,6 +9,8 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "deferred":
     runDeferredBench()
+case "async":
+    runAsyncBodyBench()
 case "timers":
     runReactorBench()
 case "transforms":
@@ -17,5 +20,5 @@ case "framing":
 case "serve":
     runServe(Array(args.dropFirst()))
 default:
-    print("usage: xform-bench deferred | timers | transforms | framing [FILTER] | serve PORT [LINEPORT]")
+    print("usage: xform-bench deferred | async | timers | transforms | framing [FILTER] | serve PORT [LINEPORT]")
 }

@@ -34,6 +34,10 @@ OPTIONS:
                           (default: 9)
   --no-retry              Do not retry: the same as --retries 0.
   --list                  List the server's transforms, one per line, and exit.
+  -j, --jobs <n>          How many files are in flight at once. (default: 8)
+  --progress              Show a progress line on standard error (default: when
+                          it is a terminal and there are several files).
+  --no-progress           Never show the progress line.
   -h, --help              Show help information.
 
 EXIT STATUS:
