@@ -61,7 +61,8 @@ let package = Package(
             name: "XformTransformsTests", dependencies: ["XformTransforms", "XformTesting"],
             // Golden files read through #filePath, not bundled as resources.
             exclude: ["Fixtures"]),
-        .testTarget(name: "XformServerTests", dependencies: ["XformServer", "XformTesting", "XformReactor"]),
+        .testTarget(
+            name: "XformServerTests", dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor"]),
         .testTarget(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),

@@ -16,7 +16,7 @@ enum ConnectionMode: Equatable {
     /// Netstring, `!name.text` requests, `+`/`-` replies, pipelined on a kept-alive connection.
     case extended
     /// Netstring, original `name.text` form: one request per connection, bare reply, then close.
-    case legacy
+    case original
     /// The line protocol, pipelined on a kept-alive connection.
     case line
 }
@@ -101,7 +101,7 @@ final class ClientConnection: ClientFactory {
     var state = State.connecting
     /// Requests in the order they were (or will be) written; replies pop from the front.
     var queue: [PendingRequest] = []
-    /// Set once any reply arrived: a close after that is never taken for a legacy server.
+    /// Set once any reply arrived: a close after that is never taken for an original-form server.
     var gotReply = false
     /// No new requests may be put on this connection.
     var draining = false
@@ -114,7 +114,7 @@ final class ClientConnection: ClientFactory {
         self.mode = mode
         self.maxReplyLength = maxReplyLength
         // The original protocol answers one request per connection.
-        draining = mode == .legacy
+        draining = mode == .original
     }
 
     /// Live requests on this connection (sent or waiting to be).
@@ -188,7 +188,7 @@ final class ClientConnection: ClientFactory {
             owner?.connectionClosed(self)
         }
         if !r.abandoned { r.resolve(outcome) }
-        if mode == .legacy {
+        if mode == .original {
             // The original server closes after its reply; close our side too, gracefully.
             abortedByUs = true
             owner?.connectionClosed(self)
@@ -232,7 +232,7 @@ final class ClientConnection: ClientFactory {
             return
         }
         let e: TransformProxyError =
-            mode == .legacy && reason == .done && !wasOurs ? .closedWithoutReply(endpoint) : .connectionLost(endpoint)
+            mode == .original && reason == .done && !wasOurs ? .closedWithoutReply(endpoint) : .connectionLost(endpoint)
         for r in pending { r.resolve(.failure(e)) }
     }
 
@@ -249,7 +249,7 @@ final class ClientConnection: ClientFactory {
     func buildProtocol(peer: SocketAddress) -> any ConnectionProtocol {
         let w: any ClientWire & ConnectionProtocol
         switch mode {
-        case .extended, .legacy: w = NetstringClientWire(owner: self, maxLength: maxReplyLength)
+        case .extended, .original: w = NetstringClientWire(owner: self, maxLength: maxReplyLength)
         case .line: w = LineClientWire(owner: self, maxLength: maxReplyLength)
         }
         wire = w
@@ -291,8 +291,28 @@ protocol ClientWire: AnyObject {
     func closeTransport()
 }
 
+/// A wire protocol is a receiver (for replies) with an encoder (for requests).
+protocol ClientCodecWire: ClientWire, BaseProtocol {
+    /// One request in this wire format.
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8]
+}
+
+extension ClientCodecWire {
+    func send(_ kind: RequestKind, mode: ConnectionMode) { transport?.write(encode(kind, mode: mode)) }
+    func abortTransport() { transport?.abortConnection() }
+    func closeTransport() { transport?.loseConnection() }
+}
+
+extension ClientConnection {
+    /// A typed error reply (`-code message` or `ERR code message`) for the oldest request.
+    func typedErrorReceived(code: String, message: String) {
+        let kind = queue.first?.kind ?? .list
+        replyReceived(.failure(.fromWire(code: code, message: message, request: kind, endpoint: endpoint)))
+    }
+}
+
 /// The netstring side of a client connection, in the extended or the original form.
-final class NetstringClientWire: NetstringReceiver, ClientWire {
+final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
     let owner: ClientConnection
 
     init(owner: ClientConnection, maxLength: Int) {
@@ -305,47 +325,25 @@ final class NetstringClientWire: NetstringReceiver, ClientWire {
         owner.connected()
     }
 
-    func send(_ kind: RequestKind, mode: ConnectionMode) {
-        var payload: [UInt8] = []
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
+        var request: [UInt8] = []
         switch kind {
         case .transform(let name, let text):
-            payload.reserveCapacity(name.utf8.count + text.utf8.count + 2)
-            if mode == .extended { payload.append(UInt8(ascii: "!")) }
-            payload.append(contentsOf: name.utf8)
-            payload.append(UInt8(ascii: "."))
-            payload.append(contentsOf: text.utf8)
+            NetstringTransformCodec.appendRequest(name: name, text: text, extended: mode == .extended, to: &request)
         case .list:
-            payload.append(contentsOf: "?list".utf8)
+            NetstringTransformCodec.appendQuery("list", to: &request)
         }
-        sendString(payload)
+        return request
     }
 
-    func abortTransport() { transport?.abortConnection() }
-    func closeTransport() { transport?.loseConnection() }
-
     override func stringReceived(_ payload: UnsafeRawBufferPointer) {
-        if owner.mode == .legacy {
-            owner.replyReceived(decode(payload).mapError { $0 })
-            return
-        }
-        guard let first = payload.first else {
-            owner.protocolFailure("an empty reply (expected '+' or '-')")
-            return
-        }
-        let body = UnsafeRawBufferPointer(rebasing: payload.dropFirst())
-        switch first {
-        case UInt8(ascii: "+"):
-            owner.replyReceived(decode(body))
-        case UInt8(ascii: "-"):
-            let text = String(decoding: body, as: UTF8.self)
-            let code = text.prefix { $0 != " " }
-            let message = text.dropFirst(code.count).drop { $0 == " " }
-            let kind = owner.queue.first?.kind ?? .list
-            owner.replyReceived(
-                .failure(
-                    .fromWire(code: String(code), message: String(message), request: kind, endpoint: owner.endpoint)))
-        default:
-            owner.protocolFailure("a reply that starts with neither '+' nor '-'")
+        switch NetstringTransformCodec.decodeReply(payload, extended: owner.mode != .original) {
+        case .success(let text):
+            owner.replyReceived(decode(text))
+        case .failure(let code, let message):
+            owner.typedErrorReceived(code: code, message: message)
+        case .malformed(let reason):
+            owner.protocolFailure(reason)
         }
     }
 
@@ -373,7 +371,7 @@ final class NetstringClientWire: NetstringReceiver, ClientWire {
 }
 
 /// The line-protocol side of a client connection.
-final class LineClientWire: LineReceiver, ClientWire {
+final class LineClientWire: LineReceiver, ClientCodecWire {
     let owner: ClientConnection
     /// The lines of an `OK` block being read, if one is.
     var block: [String]?
@@ -390,61 +388,47 @@ final class LineClientWire: LineReceiver, ClientWire {
         owner.connected()
     }
 
-    func send(_ kind: RequestKind, mode: ConnectionMode) {
-        var line: [UInt8] = []
+    func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
+        var request: [UInt8] = []
         switch kind {
         case .transform(let name, let text):
-            line.reserveCapacity(name.utf8.count + text.utf8.count + 2)
-            line.append(contentsOf: name.utf8)
-            line.append(UInt8(ascii: " "))
-            LineText.escape(text, into: &line)
+            LineTransformCodec.appendRequest(name: name, text: text, to: &request)
         case .list:
-            line.append(contentsOf: "list".utf8)
+            LineTransformCodec.appendCommand("list", to: &request)
         }
-        sendLine(line)
+        return request
     }
-
-    func abortTransport() { transport?.abortConnection() }
-    func closeTransport() { transport?.loseConnection() }
 
     override func lineReceived(_ line: UnsafeRawBufferPointer) {
         if block != nil {
-            if line.count == 1, line[0] == UInt8(ascii: ".") {
+            switch LineTransformCodec.decodeBlockLine(line) {
+            case .end:
                 let lines = block!
                 block = nil
                 owner.replyReceived(.success(lines.joined(separator: "\n")))
-                return
+            case .content(let content):
+                guard let s = String(validating: content, as: UTF8.self) else {
+                    owner.protocolFailure("the reply is not valid UTF-8")
+                    return
+                }
+                block!.append(s)
             }
-            var content = line
-            if content.first == UInt8(ascii: ".") { content = UnsafeRawBufferPointer(rebasing: content.dropFirst()) }
-            guard let s = String(validating: content, as: UTF8.self) else {
-                owner.protocolFailure("the reply is not valid UTF-8")
-                return
-            }
-            block!.append(s)
             return
         }
-        guard let text = String(validating: line, as: UTF8.self) else {
+        guard String(validating: line, as: UTF8.self) != nil else {
             owner.protocolFailure("the reply is not valid UTF-8")
             return
         }
-        if text == "OK" {
+        switch LineTransformCodec.decodeReply(line) {
+        case .blockStart:
             block = []
-        } else if text.hasPrefix("OK ") {
-            switch LineText.unescape(text.dropFirst(3)) {
-            case .some(let s): owner.replyReceived(.success(s))
-            case .none: owner.protocolFailure("an invalid escape in the reply")
-            }
-        } else if text.hasPrefix("ERR ") {
-            let rest = text.dropFirst(4)
-            let code = rest.prefix { $0 != " " }
-            let message = rest.dropFirst(code.count).drop { $0 == " " }
-            let kind = owner.queue.first?.kind ?? .list
-            owner.replyReceived(
-                .failure(
-                    .fromWire(code: String(code), message: String(message), request: kind, endpoint: owner.endpoint)))
-        } else {
-            owner.protocolFailure("a reply line that starts with neither 'OK' nor 'ERR'")
+        case .text(let text):
+            // Valid UTF-8 with escapes decoded stays valid UTF-8.
+            owner.replyReceived(.success(String(decoding: text, as: UTF8.self)))
+        case .failure(let code, let message):
+            owner.typedErrorReceived(code: code, message: message)
+        case .malformed(let reason):
+            owner.protocolFailure(reason)
         }
     }
 
@@ -457,44 +441,5 @@ final class LineClientWire: LineReceiver, ClientWire {
         let midReply = bufferedByteCount > 0 || block != nil
         super.connectionLost(reason: reason)
         owner.lost(reason, midReply: midReply)
-    }
-}
-
-/// The line protocol's text escapes (`\n`, `\r`, `\t`, `\\`), client side.
-enum LineText {
-    static func escape(_ text: String, into out: inout [UInt8]) {
-        for b in text.utf8 {
-            switch b {
-            case 10: out.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 13: out.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 9: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 92: out.append(contentsOf: [92, 92])
-            default: out.append(b)
-            }
-        }
-    }
-
-    /// Decodes escapes; nil on an invalid one.
-    static func unescape(_ text: Substring) -> String? {
-        guard text.contains("\\") else { return String(text) }
-        var out = String.UnicodeScalarView()
-        var escaping = false
-        for c in text.unicodeScalars {
-            if escaping {
-                switch c {
-                case "n": out.append("\n")
-                case "r": out.append("\r")
-                case "t": out.append("\t")
-                case "\\": out.append("\\")
-                default: return nil
-                }
-                escaping = false
-            } else if c == "\\" {
-                escaping = true
-            } else {
-                out.append(c)
-            }
-        }
-        return escaping ? nil : String(out)
     }
 }

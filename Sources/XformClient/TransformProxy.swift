@@ -15,7 +15,7 @@ import XformCore
 /// server killed with requests in flight does the same), so the proxy first resends the same
 /// requests in the extended form on a new connection; when that fresh connection too is closed
 /// without any reply, it remembers the endpoint as *original* for
-/// ``Configuration/legacyRecheckInterval`` and sends them in the original form (one connection
+/// ``Configuration/originalFormRecheckInterval`` and sends them in the original form (one connection
 /// per request). All of this happens at once, within the same attempt. There, a close without a reply means "failed, cause unknown":
 /// ``TransformProxyError/closedWithoutReply(_:)``, retried once (it may have been a server
 /// restart), then final. ``WireFormat/line`` speaks the line protocol instead.
@@ -61,7 +61,7 @@ public final class TransformProxy: ConnectionOwner {
         public var race: Bool = false
         /// How long an endpoint found to speak only the original protocol is treated so before
         /// the extended form is tried again. Default 60 s.
-        public var legacyRecheckInterval: Duration = .seconds(60)
+        public var originalFormRecheckInterval: Duration = .seconds(60)
         /// Replaces the default retry decision (``TransformProxyError/isTransient``) when set.
         public var shouldRetry: (@Sendable (TransformProxyError) -> Bool)?
 
@@ -82,10 +82,10 @@ public final class TransformProxy: ConnectionOwner {
     public var onRetry: RetryObserver?
 
     var pools: [Endpoint: [ClientConnection]] = [:]
-    var legacySince: [Endpoint: Duration] = [:]
+    var originalFormSince: [Endpoint: Duration] = [:]
     /// Endpoints whose last fresh connection was closed without any reply (see
     /// ``closedWithoutAnyReply(_:requests:)``).
-    var suspectedLegacy: Set<Endpoint> = []
+    var suspectedOriginalForm: Set<Endpoint> = []
     /// Where new calls start: moves on when an endpoint fails transiently.
     var preferred = 0
     /// True after ``close()``.
@@ -148,9 +148,9 @@ public final class TransformProxy: ConnectionOwner {
     public func connectionCount(to endpoint: Endpoint) -> Int { pools[endpoint]?.count ?? 0 }
 
     /// True while `endpoint` is treated as an original-protocol server.
-    public func isLegacy(_ endpoint: Endpoint) -> Bool {
-        guard let since = legacySince[endpoint] else { return false }
-        return reactor.now - since < configuration.legacyRecheckInterval
+    public func isOriginalForm(_ endpoint: Endpoint) -> Bool {
+        guard let since = originalFormSince[endpoint] else { return false }
+        return reactor.now - since < configuration.originalFormRecheckInterval
     }
 
     /// A name the wire can carry: not empty, no `.`, no space or control character.
@@ -246,8 +246,8 @@ public final class TransformProxy: ConnectionOwner {
         let mode: ConnectionMode
         if configuration.wire == .line {
             mode = .line
-        } else if isLegacy(endpoint) {
-            mode = .legacy
+        } else if isOriginalForm(endpoint) {
+            mode = .original
             if case .list = request.kind {
                 request.resolve(
                     .failure(
@@ -259,7 +259,7 @@ public final class TransformProxy: ConnectionOwner {
         }
         let connection: ClientConnection
         let usable = (pools[endpoint] ?? []).filter { $0.usable && $0.mode == mode }
-        if mode != .legacy, let best = usable.min(by: { $0.load < $1.load }),
+        if mode != .original, let best = usable.min(by: { $0.load < $1.load }),
             best.load < configuration.pipelineDepth || usable.count >= configuration.maxConnectionsPerEndpoint
         {
             connection = best
@@ -290,17 +290,17 @@ public final class TransformProxy: ConnectionOwner {
         // way. The requests are sent again in the extended form on a new connection; a second
         // fresh connection closed without a reply marks the endpoint as original-protocol, and
         // the requests go out in the original form.
-        if suspectedLegacy.contains(endpoint) {
-            suspectedLegacy.remove(endpoint)
-            legacySince[endpoint] = reactor.now
+        if suspectedOriginalForm.contains(endpoint) {
+            suspectedOriginalForm.remove(endpoint)
+            originalFormSince[endpoint] = reactor.now
         } else {
-            suspectedLegacy.insert(endpoint)
+            suspectedOriginalForm.insert(endpoint)
         }
         for r in requests { dispatch(r) }
     }
 
     func replyReceived(from endpoint: Endpoint) {
-        if !suspectedLegacy.isEmpty { suspectedLegacy.remove(endpoint) }
+        if !suspectedOriginalForm.isEmpty { suspectedOriginalForm.remove(endpoint) }
     }
 
     /// Returns a Sendable handle for async code; call on the reactor thread.

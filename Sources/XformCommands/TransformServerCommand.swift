@@ -144,17 +144,17 @@ final class TransformServerRunner {
 
         // 7. The server: one TransformService behind both ports.
         let service = TransformService()
-        let dispatcher = TransformDispatcher(
-            service: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
+        let state = ServerState(
+            backend: service, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
         let server = TransformServer(
-            dispatcher: dispatcher,
+            state: state,
             bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
             bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor))
 
         let lifecycle = TransformServerLifecycle(
             root: server.root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
-            logOutput: logFile, statsReport: { dispatcher.stats.report() },
-            openConnections: { dispatcher.connectionCount },
+            logOutput: logFile, statsReport: { state.stats.report() },
+            openConnections: { state.connectionCount },
             notifyStopping: { [notifier, logger] in
                 do throws(SystemError) { try notifier.stopping() } catch {
                     logger.warning("cannot notify systemd: \(error)")

@@ -26,6 +26,14 @@ protocol InPlaceFrameParser {
     var isMidFrame: Bool { get }
     /// After a failure the owner chose to survive: skip the rest of the bad frame.
     mutating func resync()
+    /// When the frame being read has a declared size: how many bytes of it (from where the last
+    /// step kept) the input will hold once it is complete, so a buffer can be sized once.
+    var partialFrameSize: Int? { get }
+}
+
+extension InPlaceFrameParser {
+    /// Unknown by default (lines have no declared size).
+    var partialFrameSize: Int? { nil }
 }
 
 /// The input buffer of the pure decoders: bytes fed in, frames taken out by an in-place parser.

@@ -73,6 +73,9 @@ struct NetstringParser: InPlaceFrameParser {
     /// The payload length once the prefix has been read, else nil.
     var declaredLength: Int? { inPayload ? length : nil }
 
+    /// The payload and its comma, once the prefix has been read.
+    var partialFrameSize: Int? { inPayload ? length + 1 : nil }
+
     mutating func resync() {}
 
     mutating func step(_ input: UnsafeRawBufferPointer, from start: Int) -> ParseStep<NetstringError> {
@@ -185,20 +188,35 @@ public enum NetstringEncoder {
     /// The most bytes a netstring header (`<digits>:`) can take.
     public static let maxHeaderSize = 21
 
+    /// Writes the header `<length>:` at `p` (which must hold ``maxHeaderSize`` bytes).
+    ///
+    /// - Returns: how many bytes were written.
+    @inline(__always)
+    public static func writeHeader(length: Int, to p: UnsafeMutableRawPointer) -> Int {
+        precondition(length >= 0, "netstring length must not be negative")
+        var digits = 1
+        var v = length
+        while v >= 10 {
+            v /= 10
+            digits += 1
+        }
+        v = length
+        var i = digits - 1
+        while i >= 0 {
+            p.storeBytes(of: zero &+ UInt8(truncatingIfNeeded: v % 10), toByteOffset: i, as: UInt8.self)
+            v /= 10
+            i -= 1
+        }
+        p.storeBytes(of: colon, toByteOffset: digits, as: UInt8.self)
+        return digits + 1
+    }
+
     /// Calls `body` with the header `<length>:` for a payload of `length` bytes, written into a
     /// stack buffer (no heap allocation). The bytes are valid only during the call.
     public static func withHeader<R>(length: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        precondition(length >= 0, "netstring length must not be negative")
-        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxHeaderSize) { buf in
-            var i = maxHeaderSize - 1
-            buf[i] = colon
-            var n = length
-            repeat {
-                i -= 1
-                buf[i] = zero &+ UInt8(truncatingIfNeeded: n % 10)
-                n /= 10
-            } while n > 0
-            return try body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buf[i..<maxHeaderSize])))
+        try withUnsafeTemporaryAllocation(byteCount: maxHeaderSize, alignment: 1) { buf in
+            let n = writeHeader(length: length, to: buf.baseAddress!)
+            return try body(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }
     }
 
@@ -224,16 +242,6 @@ public enum NetstringEncoder {
         transport.write(payload)
         withUnsafeBytes(of: comma) { transport.write($0) }
     }
-}
-
-/// Appends `payload` as one netstring to `output`.
-public func appendNetstring(_ payload: UnsafeRawBufferPointer, to output: inout [UInt8]) {
-    NetstringEncoder.append(payload, to: &output)
-}
-
-/// Appends `payload` as one netstring to `output`.
-public func appendNetstring(_ payload: [UInt8], to output: inout [UInt8]) {
-    payload.withUnsafeBytes { NetstringEncoder.append($0, to: &output) }
 }
 
 extension Transport {

@@ -158,9 +158,11 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         h.interest = events
     }
 
-    func unregister(_ h: IOHandler) {
+    func unregister(_ h: IOHandler, closing: Bool = false) {
         guard h.registered else { return }
-        _ = cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_DEL, h.fd, 0, 0)
+        // Closing the fd removes it from the epoll set: no EPOLL_CTL_DEL needed then (the fd is
+        // ours alone; a stale event already fetched fails the token check).
+        if !closing { _ = cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_DEL, h.fd, 0, 0) }
         let index = Int(h.fd)
         if index < handlers.count, handlers[index] === h { handlers[index] = nil }
         h.registered = false
@@ -405,7 +407,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         while i < dirty.count {
             let c = dirty[i]
             i += 1
-            c.queued = false
+            c.f.queued = false
             c.service()
         }
         dirty.removeAll(keepingCapacity: true)

@@ -26,6 +26,17 @@ struct OutputBuffer {
         end += n
     }
 
+    /// Room for `n` more bytes at the end, to be filled and then ``commit(_:)``ted.
+    mutating func reserve(_ n: Int) -> UnsafeMutableRawBufferPointer {
+        if end + n > capacity { makeRoom(for: n) }
+        return UnsafeMutableRawBufferPointer(start: base! + end, count: n)
+    }
+
+    /// Queues the first `n` bytes written into the space ``reserve(_:)`` returned.
+    mutating func commit(_ n: Int) {
+        end += n
+    }
+
     /// Drops the first `n` queued bytes (they were sent).
     mutating func consume(_ n: Int) {
         start += n

@@ -1,61 +1,62 @@
 import XformCore
+import XformFraming
 import XformTransforms
 
-/// Builds a port's transform protocols, refusing connections beyond the connection limit.
+/// Builds a port's transform protocols (one per connection). The connection limit is not
+/// its business: ``TransformServer`` wraps it in a ``ConnectionLimit``.
 public class TransformProtocolFactory: ServerFactory {
-    /// The shared state behind both ports.
-    public let dispatcher: TransformDispatcher
-    let port: String
-    let make: (TransformDispatcher, SocketAddress) -> any ConnectionProtocol
+    /// The state the server's connections share.
+    public let state: ServerState
+    let make: (ServerState, SocketAddress) -> any ConnectionProtocol
 
-    init(dispatcher: TransformDispatcher, port: String, make: @escaping (TransformDispatcher, SocketAddress) -> any ConnectionProtocol) {
-        self.dispatcher = dispatcher
-        self.port = port
+    init(state: ServerState, make: @escaping (ServerState, SocketAddress) -> any ConnectionProtocol) {
+        self.state = state
         self.make = make
     }
 
-    /// Returns a protocol for the connection, or nil (close it) at the connection limit.
+    /// Returns a protocol for the connection.
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
-        guard dispatcher.openConnections(port: port) < dispatcher.limits.maxConnections else {
-            dispatcher.stats.connectionRefused()
-            dispatcher.logger.info("refusing \(port) connection from \(peer): connection limit reached")
-            return nil
-        }
-        return make(dispatcher, peer)
+        make(state, peer)
     }
 }
 
 /// Builds netstring transform protocols (protocol-spec/netstring.md).
 public final class NetstringTransformFactory: TransformProtocolFactory {
-    public init(dispatcher: TransformDispatcher) {
-        super.init(dispatcher: dispatcher, port: NetstringTransformProtocol.portName) {
-            NetstringTransformProtocol(dispatcher: $0, peer: $1)
-        }
+    public init(state: ServerState) {
+        super.init(state: state) { NetstringTransformProtocol(state: $0, peer: $1) }
     }
 }
 
 /// Builds line transform protocols (protocol-spec/line.md).
 public final class LineTransformFactory: TransformProtocolFactory {
-    public init(dispatcher: TransformDispatcher) {
-        super.init(dispatcher: dispatcher, port: LineTransformProtocol.portName) {
-            LineTransformProtocol(dispatcher: $0, peer: $1)
-        }
+    public init(state: ServerState) {
+        super.init(state: state) { LineTransformProtocol(state: $0, peer: $1) }
     }
 }
 
-extension TransformDispatcher {
-    /// Open connections on one port (`netstring` or `line`).
-    public func openConnections(port: String) -> Int { stats.openConnections[port] ?? 0 }
+extension ServerState {
+    /// Wraps a port's factory in the connection limit (``ServerLimits/maxConnections`` per
+    /// port); refusals are counted and logged.
+    public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
+        let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
+        limit.onRefused = { [weak self] peer in
+            guard let self else { return }
+            self.stats.connectionRefused()
+            self.logger.info("refusing \(port.rawValue) connection from \(peer): connection limit reached")
+        }
+        return limit
+    }
 }
 
-/// The transform service as an application service: stopping it drains every connection of
-/// both ports (in-flight requests finish, idle connections close).
-public final class TransformServiceRunner: Service {
-    /// The shared state behind both ports.
-    public let dispatcher: TransformDispatcher
+/// The connections as an application service: stopping it drains every connection of both
+/// ports (in-flight requests finish, idle connections close). Starting it prepares the
+/// transforms' tables.
+public final class ConnectionDrainService: Service {
+    /// The state the server's connections share.
+    public let state: ServerState
 
-    public init(dispatcher: TransformDispatcher) {
-        self.dispatcher = dispatcher
+    public init(state: ServerState) {
+        self.state = state
         super.init(name: "transforms")
     }
 
@@ -70,20 +71,20 @@ public final class TransformServiceRunner: Service {
     /// - Returns: a Deferred that fires once every connection has closed.
     public override func stopService() -> Deferred<Void> {
         _ = super.stopService()
-        return dispatcher.beginShutdown()
+        return state.beginShutdown()
     }
 }
 
 /// The whole server as a service tree: `MultiService[transforms, netstring port, line port]`,
-/// one `TransformService` behind both ports.
+/// one backend behind both ports.
 ///
 /// Starting binds both ports (in the privileged step); stopping goes in reverse order: both
-/// ports stop listening, then the transform service drains the open connections.
+/// ports stop listening, then the connections drain.
 public final class TransformServer {
     /// The root service: start it, and stop it to shut down gracefully.
     public let root: MultiService
     /// The state both ports share.
-    public let dispatcher: TransformDispatcher
+    public let state: ServerState
     /// The netstring port's service; its `port` is set once bound.
     public let netstringServer: TCPServer
     /// The line port's service; its `port` is set once bound.
@@ -96,29 +97,40 @@ public final class TransformServer {
     /// Assembles the server.
     ///
     /// - Parameters:
-    ///   - dispatcher: the shared state (service, clock, thread pool, limits, log).
+    ///   - state: the shared state (backend, clock, thread pool, limits, log).
     ///   - bindNetstring: opens the netstring port.
     ///   - bindLine: opens the line port.
-    public init(dispatcher: TransformDispatcher, bindNetstring: @escaping Binder, bindLine: @escaping Binder) {
-        self.dispatcher = dispatcher
-        let netstringFactory = NetstringTransformFactory(dispatcher: dispatcher)
-        let lineFactory = LineTransformFactory(dispatcher: dispatcher)
+    public init(state: ServerState, bindNetstring: @escaping Binder, bindLine: @escaping Binder) {
+        self.state = state
+        let netstringFactory = state.limited(NetstringTransformFactory(state: state), port: .netstring)
+        let lineFactory = state.limited(LineTransformFactory(state: state), port: .line)
         netstringServer = TCPServer(name: "netstring", bind: { try bindNetstring(netstringFactory) })
         lineServer = TCPServer(name: "line", bind: { try bindLine(lineFactory) })
         root = MultiService(name: "transform-server")
         // Names are distinct, so adding cannot fail.
-        try? root.addService(TransformServiceRunner(dispatcher: dispatcher))
+        try? root.addService(ConnectionDrainService(state: state))
         try? root.addService(netstringServer)
         try? root.addService(lineServer)
     }
 
+    /// Assembles the server around `backend` (the local ``TransformService`` or a proxy).
+    public convenience init(
+        backend: any TransformBackend, clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
+        limits: ServerLimits = ServerLimits(), logger: Logger = Logger(system: "transform-server"),
+        bindNetstring: @escaping Binder, bindLine: @escaping Binder
+    ) {
+        self.init(
+            state: ServerState(backend: backend, clock: clock, threadPool: threadPool, limits: limits, logger: logger),
+            bindNetstring: bindNetstring, bindLine: bindLine)
+    }
+
     /// Convenience: listens with `reactor` on `interface` at the given ports (0 = any free port).
     public convenience init(
-        dispatcher: TransformDispatcher, reactor: any ReactorTCP, interface: String, netstringPort: Int,
+        state: ServerState, reactor: any ReactorTCP, interface: String, netstringPort: Int,
         linePort: Int, backlog: Int = 1024
     ) {
         self.init(
-            dispatcher: dispatcher,
+            state: state,
             bindNetstring: { try reactor.listenTCP(port: netstringPort, factory: $0, interface: interface, backlog: backlog) },
             bindLine: { try reactor.listenTCP(port: linePort, factory: $0, interface: interface, backlog: backlog) })
     }

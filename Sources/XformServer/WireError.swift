@@ -31,6 +31,10 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func transformFailed(_ why: String) -> WireError {
         WireError(code: "transform_failed", message: why)
     }
+    /// The upstream servers a proxy forwards to could not answer.
+    public static func upstreamUnavailable(_ why: String) -> WireError {
+        WireError(code: "upstream_unavailable", message: why)
+    }
     /// The server is stopping.
     public static let shuttingDown = WireError(code: "shutting_down", message: "the server is shutting down")
 
@@ -42,6 +46,7 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidUTF8: self = .invalidUTF8
         case .tooLarge: self = .tooLarge("the text is longer than \(maxBytes) bytes")
         case .failed(let why): self = .transformFailed(why)
+        case .upstreamUnavailable(let why): self = .upstreamUnavailable(why)
         }
     }
 
@@ -53,11 +58,3 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         return .transformFailed(String(describing: error))
     }
 }
-
-// A note on `@exclusivity(unchecked)` in this module (and on the reactor's and framing's hot
-// paths): Swift checks exclusive access to class properties at run time, and on the request
-// path those checks cost about a third of the server's own instructions (measured with
-// callgrind). The marked properties belong to objects confined to the reactor thread, and no
-// code holds an `inout` access to one of them across a call that could re-enter, which is the
-// only way two accesses could overlap; so the runtime check can never fire and is turned off
-// for them, property by property, rather than for whole modules with a compiler flag.

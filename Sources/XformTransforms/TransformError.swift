@@ -13,6 +13,8 @@ public enum TransformError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooLarge
     /// The transform itself failed; the reason is for people, not for parsing.
     case failed(String)
+    /// The upstream servers a proxy backend forwards to could not answer; the message says why.
+    case upstreamUnavailable(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum TransformError: Error, Equatable, Sendable, CustomStringConvertible 
         case .invalidUTF8: return "text is not valid UTF-8"
         case .tooLarge: return "text is too large"
         case .failed(let reason): return "transform failed: \(reason)"
+        case .upstreamUnavailable(let why): return "upstream unavailable: \(why)"
         }
     }
 }

@@ -39,7 +39,7 @@ public final class TransformService: Service {
     @discardableResult
     public func unregister(_ name: String) -> Bool {
         let before = handles.count
-        for h in handles where h.name == name { h.isRegistered = false }
+        for h in handles where h.name == name { h.registered = false }
         handles.removeAll { $0.name == name }
         return handles.count != before
     }
@@ -58,7 +58,7 @@ public final class TransformService: Service {
         guard count >= 1, count <= TransformName.maximumLength, let base = name.baseAddress else { return nil }
         for handle in handles where handle.nameBytes.count == count {
             let equal = handle.nameBytes.withUnsafeBytes { stored in
-                memcmpEqual(stored.baseAddress!, base, count)
+                bytesEqual(stored.baseAddress!, base, count)
             }
             if equal { return handle }
         }
@@ -91,8 +91,8 @@ public final class TransformService: Service {
 
     /// Transforms `text` with the transform called `name`: the API for callers with Strings.
     ///
-    /// Synchronous transforms run inline, or on the context's pool for texts longer than its
-    /// offload threshold.
+    /// Runs exactly as a server request does (``TransformHandle/apply(_:context:)``): inline, or
+    /// on the context's pool for texts longer than its offload threshold.
     ///
     /// - Returns: a Deferred of the text. It fails with ``TransformError/invalidName``,
     ///   ``TransformError/unknownTransform(_:)``, ``TransformError/tooLarge`` or the
@@ -103,27 +103,30 @@ public final class TransformService: Service {
         case .success(let h): handle = h
         case .failure(let error): return fail(error)
         }
-        let size = text.utf8.count
-        if size > context.maximumInputBytes { return fail(TransformError.tooLarge) }
-        switch handle.transform.body {
-        case .synchronous(let body):
-            if size > context.offloadThreshold, let pool = context.threadPool {
-                return pool.deferToThread { try TransformHandle.runText(text, body).get() }
-            }
-            switch TransformHandle.runText(text, body) {
-            case .success(let out): return succeed(out)
-            case .failure(let error): return fail(error)
-            }
-        case .asynchronous(let body):
-            return body(text, context).mapFailures()
+        var text = text
+        let outcome = text.withUTF8 { handle.apply(UnsafeRawBufferPointer($0), context: context) }
+        switch outcome {
+        case .done(let bytes): return succeed(String(decoding: bytes, as: UTF8.self))
+        case .failed(let error): return fail(error)
+        case .pending(let deferred): return deferred.map { String(decoding: $0, as: UTF8.self) }
         }
     }
 }
 
+/// True when the `count` bytes at `a` and `b` are equal: eight bytes at a time, then the rest
+/// (names are short: one or two words).
 @inline(__always)
-func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-    for i in 0..<count where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) {
-        return false
+func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+    var i = 0
+    while i + 8 <= count {
+        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+            return false
+        }
+        i += 8
+    }
+    while i < count {
+        if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+        i += 1
     }
     return true
 }

@@ -72,7 +72,7 @@ func runFramingBench(only: String? = nil) {
     let framesPerRun = 200_000
     let payload = (0..<payloadSize).map { UInt8(ascii: "a") + UInt8($0 % 26) }
     var one: [UInt8] = []
-    appendNetstring(payload, to: &one)
+    payload.withUnsafeBytes { NetstringEncoder.append($0, to: &one) }
     let stream = Array((0..<framesPerRun).map { _ in one }.joined())
     var lineOne = payload
     lineOne.append(UInt8(ascii: "\n"))

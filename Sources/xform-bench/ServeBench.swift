@@ -17,17 +17,17 @@ func runServe(_ args: [String]) {
         limits.idleTimeout = nil
         limits.maxRequestBytes = 16 * 1024 * 1024
         limits.maxConnections = 20_000
-        let dispatcher = TransformDispatcher(
-            service: TransformService(), clock: reactor, threadPool: reactor, limits: limits)
+        let state = ServerState(
+            backend: TransformService(), clock: reactor, threadPool: reactor, limits: limits)
         let server = TransformServer(
-            dispatcher: dispatcher, reactor: reactor, interface: "127.0.0.1", netstringPort: port, linePort: linePort)
+            state: state, reactor: reactor, interface: "127.0.0.1", netstringPort: port, linePort: linePort)
         try server.root.privilegedStartService()
         server.root.startService()
         try reactor.handleSignals([SIGINT, SIGTERM]) { _ in reactor.stop() }
         print("serving netstring on 127.0.0.1:\(server.netstringServer.port!.address.port)")
         fflush(nil)  // flushes every stream; `stdout` itself is a mutable global Swift 6 rejects
         reactor.run()
-        let served = dispatcher.stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        let served = state.stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         print("served \(served) requests")
         fflush(nil)
     } catch {

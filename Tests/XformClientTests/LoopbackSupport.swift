@@ -20,9 +20,9 @@ final class LoopbackServer: @unchecked Sendable {
 
     init() throws {
         reactor = try EpollReactor()
-        let dispatcher = TransformDispatcher(service: TransformService(), clock: reactor)
+        let state = ServerState(backend: TransformService(), clock: reactor)
         server = TransformServer(
-            dispatcher: dispatcher, reactor: reactor, interface: "127.0.0.1", netstringPort: 0, linePort: 0)
+            state: state, reactor: reactor, interface: "127.0.0.1", netstringPort: 0, linePort: 0)
         try server.root.privilegedStartService()
         server.root.startService()
         netstringPort = server.netstringServer.port!.address.port

@@ -1,4 +1,4 @@
-// Helpers for the TransformProxy tests: a memory reactor, a real server dispatcher on its clock,
+// Helpers for the TransformProxy tests: a memory reactor, a real server state on its clock,
 // and small misbehaving servers.
 import XformClient
 import XformCore
@@ -10,7 +10,7 @@ import XformTransforms
 /// A proxy on a MemoryReactor, with a real transform server's state on the same clock.
 final class ProxyHarness {
     let reactor = MemoryReactor()
-    let dispatcher: TransformDispatcher
+    let state: ServerState
     let proxy: TransformProxy
     var retries: [TransformProxyError] = []
 
@@ -18,7 +18,7 @@ final class ProxyHarness {
         endpoints: [Endpoint] = [Endpoint(host: "127.0.0.1", port: 10001)],
         configure: (inout TransformProxy.Configuration) -> Void = { _ in }
     ) {
-        dispatcher = TransformDispatcher(service: TransformService(), clock: reactor.clock)
+        state = ServerState(backend: TransformService(), clock: reactor.clock)
         var config = TransformProxy.Configuration()
         configure(&config)
         proxy = TransformProxy(endpoints: endpoints, reactor: reactor, configuration: config)
@@ -34,12 +34,12 @@ final class ProxyHarness {
 
     /// A fresh netstring transform protocol of the real server.
     func netstringServer() -> any ConnectionProtocol {
-        NetstringTransformFactory(dispatcher: dispatcher).buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1))!
+        NetstringTransformFactory(state: state).buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1))!
     }
 
     /// A fresh line transform protocol of the real server.
     func lineServer() -> any ConnectionProtocol {
-        LineTransformFactory(dispatcher: dispatcher).buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1))!
+        LineTransformFactory(state: state).buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1))!
     }
 
     /// Completes the oldest pending connect attempt with the real netstring server.

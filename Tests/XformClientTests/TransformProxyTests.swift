@@ -143,17 +143,17 @@ struct TransformProxyTests {
     }
 
     @Test("Two fresh connections closed without a reply mark an original-protocol server; the request is resent in the original form")
-    func legacyDetection() {
+    func originalFormDetection() {
         let h = ProxyHarness()
         let d = h.proxy.xform("upper", "hello")
         let first = OriginalServer()
         h.pending[0].succeed(with: first).flush()
         #expect(first.requests == ["!upper.hello"])
-        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(!h.proxy.isOriginalForm(h.proxy.endpoints[0]))
         let second = OriginalServer()
         h.pending[0].succeed(with: second).flush()
         #expect(second.requests == ["!upper.hello"])
-        #expect(h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(h.proxy.isOriginalForm(h.proxy.endpoints[0]))
         let third = OriginalServer()
         let pump = h.pending[0].succeed(with: third)
         pump.flush()
@@ -172,7 +172,7 @@ struct TransformProxyTests {
     }
 
     @Test("A new server killed with requests in flight is not taken for an original-protocol server")
-    func killedIsNotLegacy() {
+    func killedIsNotOriginalForm() {
         let h = ProxyHarness()
         let calls = [h.proxy.xform("upper", "a"), h.proxy.xform("upper", "b")]
         // Killed after reading both requests: the connection closes cleanly, without a reply.
@@ -181,19 +181,19 @@ struct TransformProxyTests {
         let pump = h.serveNext()
         #expect(pump.clientTransport.writtenText == ns("!upper.a") + ns("!upper.b"))
         #expect(calls.map { successResult(of: $0) } == ["A", "B"])
-        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(!h.proxy.isOriginalForm(h.proxy.endpoints[0]))
         // The suspicion is cleared by the reply: one more such close is not proof either.
         pump.serverTransport.loseConnection()
         pump.flush()
         let c = h.proxy.xform("upper", "c")
         h.pending[0].succeed(with: FakeServer.closing()).flush()
-        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(!h.proxy.isOriginalForm(h.proxy.endpoints[0]))
         h.serveNext()
         #expect(successResult(of: c) == "C")
     }
 
     @Test("Against an original-protocol server a close without reply is retried once, then fails with closedWithoutReply")
-    func legacyCloseWithoutReply() {
+    func originalFormCloseWithoutReply() {
         let h = ProxyHarness()
         let d = h.proxy.xform("nosuch", "x")
         h.pending[0].succeed(with: OriginalServer()).flush()  // suspicion
@@ -206,16 +206,16 @@ struct TransformProxyTests {
         #expect(h.reactor.connectAttempts.count == 4)
     }
 
-    @Test("The legacy mark expires after legacyRecheckInterval and the extended form is tried again")
-    func legacyExpires() {
-        let h = ProxyHarness { $0.legacyRecheckInterval = .seconds(5) }
+    @Test("The original-form mark expires after originalFormRecheckInterval and the extended form is tried again")
+    func originalFormExpires() {
+        let h = ProxyHarness { $0.originalFormRecheckInterval = .seconds(5) }
         let d = h.proxy.xform("upper", "a")
         h.pending[0].succeed(with: OriginalServer()).flush()
         h.pending[0].succeed(with: OriginalServer()).flush()
         h.pending[0].succeed(with: OriginalServer()).flush()
         #expect(successResult(of: d) == "A")
         h.advance(.seconds(5))
-        #expect(!h.proxy.isLegacy(h.proxy.endpoints[0]))
+        #expect(!h.proxy.isOriginalForm(h.proxy.endpoints[0]))
         let later = h.proxy.xform("upper", "b")
         let pump = h.serveNext()
         #expect(pump.clientTransport.writtenText == ns("!upper.b"))

@@ -145,7 +145,7 @@ struct NetstringDecoderTests {
         let strings = ["hello", "world", "how", "are", "you123", ":today", String(repeating: "a", count: 515)]
             .map(bytes)
         var encoded: [UInt8] = []
-        for s in strings { appendNetstring(s, to: &encoded) }
+        for s in strings { s.withUnsafeBytes { NetstringEncoder.append($0, to: &encoded) } }
         for size in 1...9 {
             var d = NetstringDecoder(maxLength: 699)
             var got: [[UInt8]] = []
@@ -183,7 +183,7 @@ struct NetstringDecoderTests {
             #expect(Array(header) == bytes("\(Int.max):"))
         }
         var out = bytes("x")
-        appendNetstring(bytes("27"), to: &out)
+        bytes("27").withUnsafeBytes { NetstringEncoder.append($0, to: &out) }
         #expect(out == bytes("x2:27,"))
     }
 

@@ -147,7 +147,7 @@ struct NetstringReceiverTests {
             let n = Int(rng.next() % 80)
             let payload = (0..<n).map { UInt8(truncatingIfNeeded: $0 &+ i) }
             expected.append(payload)
-            appendNetstring(payload, to: &stream)
+            payload.withUnsafeBytes { NetstringEncoder.append($0, to: &stream) }
         }
         let (whole, _) = connectedNetstring(maxLength: 100)
         whole.dataReceived(stream)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import XformCore
+import XformFraming
 import XformServer
 import XformTesting
 import XformTransforms
@@ -9,30 +10,33 @@ import XformTransforms
 final class Harness {
     let clock = ManualClock()
     let service: TransformService
-    let dispatcher: TransformDispatcher
+    let state: ServerState
     let log = InMemoryLogHandler(minimumLevel: .debug)
 
     init(limits: ServerLimits = ServerLimits(), service: TransformService = TransformService()) {
         self.service = service
-        dispatcher = TransformDispatcher(
-            service: service, clock: clock, limits: limits, logger: Logger(system: "test", handler: log))
+        state = ServerState(
+            backend: service, clock: clock, limits: limits, logger: Logger(system: "test", handler: log))
     }
+
+    /// The ports' factories, behind their connection limits as in ``TransformServer``.
+    lazy var netstringPort = state.limited(NetstringTransformFactory(state: state), port: .netstring)
+    lazy var linePort = state.limited(LineTransformFactory(state: state), port: .line)
 
     /// A netstring protocol connected to a fresh string transport.
     func netstring() -> (NetstringTransformProtocol, StringTransport) {
         let t = StringTransport(deliversConnectionLost: true)
-        let p = NetstringTransformFactory(dispatcher: dispatcher).buildProtocol(peer: t.peer)
-            as! NetstringTransformProtocol
-        t.connect(p)
-        return (p, t)
+        let c = netstringPort.buildProtocol(peer: t.peer)!
+        t.connect(c)
+        return ((c as! CountedConnection).inner as! NetstringTransformProtocol, t)
     }
 
     /// A line protocol connected to a fresh string transport.
     func line() -> (LineTransformProtocol, StringTransport) {
         let t = StringTransport(deliversConnectionLost: true)
-        let p = LineTransformFactory(dispatcher: dispatcher).buildProtocol(peer: t.peer) as! LineTransformProtocol
-        t.connect(p)
-        return (p, t)
+        let c = linePort.buildProtocol(peer: t.peer)!
+        t.connect(c)
+        return ((c as! CountedConnection).inner as! LineTransformProtocol, t)
     }
 }
 

@@ -40,7 +40,7 @@ struct ServerBehaviourTests {
         let (_, lt) = h.line()
         lt.receive("shout hey\n")
         #expect(lt.string() == "OK hey!\n")
-        #expect(h.dispatcher.stats.requests["shout"]?["ok"] == 2)
+        #expect(h.state.stats.requests["shout"]?["ok"] == 2)
     }
 
     @Test(
@@ -70,7 +70,7 @@ struct ServerBehaviourTests {
         let (_, lineBusy) = h.line()
         busy.receive(ns("!slowcummingsify.WORK"))
         lineBusy.receive("slowcummingsify LINE WORK\n")
-        let drained = h.dispatcher.beginShutdown()
+        let drained = h.state.beginShutdown()
         #expect(idle.disconnecting, "an idle connection closes at once")
         expectNoResult(drained)
         busy.receive(ns("!upper.late") + ns("upper.original"))
@@ -80,7 +80,7 @@ struct ServerBehaviourTests {
         #expect(lineBusy.string() == "OK line work\nERR shutting_down the server is shutting down\n")
         #expect(busy.disconnecting && lineBusy.disconnecting)
         #expect(successResult(of: drained) != nil)
-        #expect(h.dispatcher.connectionCount == 0)
+        #expect(h.state.connectionCount == 0)
     }
 
     @Test("A connection lost mid-request cancels its asynchronous transform")
@@ -93,7 +93,7 @@ struct ServerBehaviourTests {
         #expect(!h.clock.pendingCalls.contains { $0.isActive && $0.deadline == .milliseconds(100) })
         h.clock.advance(by: .seconds(1))
         #expect(t.value().isEmpty)
-        #expect(h.dispatcher.connectionCount == 0)
+        #expect(h.state.connectionCount == 0)
     }
 
     @Test("An idle connection is closed after the idle timeout, an active one is not")
@@ -118,12 +118,11 @@ struct ServerBehaviourTests {
         var limits = ServerLimits()
         limits.maxConnections = 2
         let h = Harness(limits: limits)
-        let factory = NetstringTransformFactory(dispatcher: h.dispatcher)
         _ = h.netstring()
         _ = h.netstring()
-        #expect(factory.buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1)) == nil)
-        #expect(h.dispatcher.stats.refusedConnections == 1)
-        #expect(LineTransformFactory(dispatcher: h.dispatcher).buildProtocol(
+        #expect(h.netstringPort.buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1)) == nil)
+        #expect(h.state.stats.refusedConnections == 1)
+        #expect(h.linePort.buildProtocol(
             peer: SocketAddress(host: "127.0.0.1", port: 1)) != nil, "the limit is per port")
     }
 
@@ -192,10 +191,10 @@ struct ServerBehaviourTests {
         limits.asciiInlineLimit = 8
         let pool = InlineThreadPool()
         let h = Harness(limits: limits)
-        let dispatcher = TransformDispatcher(
-            service: h.service, clock: h.clock, threadPool: pool, limits: limits)
+        let state = ServerState(
+            backend: h.service, clock: h.clock, threadPool: pool, limits: limits)
         let t = StringTransport(deliversConnectionLost: true)
-        t.connect(NetstringTransformProtocol(dispatcher: dispatcher, peer: t.peer))
+        t.connect(NetstringTransformProtocol(state: state, peer: t.peer))
         t.receive(ns("!upper.this text is long") + ns("!upper.short"))
         #expect(pool.jobs.count == 1)
         #expect(t.value().isEmpty)
@@ -217,7 +216,7 @@ struct ServerBehaviourTests {
             h.clock.advance(by: .seconds(1))
             t.deliverConnectionLost(.done)
         }
-        #expect(h.dispatcher.connectionCount == 0)
+        #expect(h.state.connectionCount == 0)
     }
 }
 

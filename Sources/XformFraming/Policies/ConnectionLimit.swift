@@ -16,6 +16,8 @@ public final class ConnectionLimit: ServerFactory {
     public private(set) var openConnections = 0
     /// Connections refused because the limit was reached, since creation.
     public private(set) var refusedConnections = 0
+    /// Called with the peer of each connection refused at the limit (to count or log it).
+    public var onRefused: ((SocketAddress) -> Void)?
 
     /// Wraps `factory`, allowing at most `maxConnections` open connections.
     public init(wrapping factory: any ServerFactory, maxConnections: Int) {
@@ -29,6 +31,7 @@ public final class ConnectionLimit: ServerFactory {
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
         guard openConnections < maxConnections else {
             refusedConnections += 1
+            onRefused?(peer)
             return nil
         }
         guard let inner = wrapped.buildProtocol(peer: peer) else { return nil }

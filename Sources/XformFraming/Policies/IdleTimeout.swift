@@ -21,7 +21,9 @@ public final class IdleTimeout {
     /// How long a connection may stay idle.
     public private(set) var timeout: Duration
     private var onTimeout: (() -> Void)?
-    private var lastActivity: Duration
+    // Unchecked: written on every read (a checked access costs about 76 instructions,
+    // measured); a plain value, and no access spans a call.
+    @exclusivity(unchecked) private var lastActivity: Duration
     private var call: (any DelayedCall)?
 
     /// Starts timing at once: `onTimeout` runs after `timeout` without a ``touch()``.

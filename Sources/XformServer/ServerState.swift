@@ -5,16 +5,21 @@ import XformTransforms
 protocol DrainableConnection: AnyObject {
     /// Stop taking new work; close once the replies already owed are sent.
     func drain()
+    /// Where ``ServerState`` keeps it (moved when another connection leaves).
+    var registryIndex: Int { get set }
 }
 
-/// The state both ports share: the one `TransformService`, the limits, the counters, the
-/// open connections, and the shutdown switch.
+/// The state every connection of one server shares: the backend that runs requests, the
+/// limits, the counters, the open connections and the shutdown switch.
 ///
-/// Protocols ask it for transforms (only registered ones can be reached: the service's guarded
-/// lookup) and report to it. Confined to the reactor thread.
-public final class TransformDispatcher {
-    /// The one service instance behind both ports.
-    public let service: TransformService
+/// Protocols run requests through ``backend`` (for the local ``TransformService``, only
+/// registered transforms can be reached: its guarded lookup) and report to it. One instance per
+/// server: nothing on the request path is global. Confined to the reactor thread.
+public final class ServerState {
+    /// What runs the requests: the local ``TransformService`` or another backend (a proxy).
+    public let backend: any TransformBackend
+    /// The backend when it is the local service: its handles give the ASCII fast path.
+    let localService: TransformService?
     /// What transforms may use: clock, thread pool, limits.
     public let context: TransformContext
     /// The connection limits.
@@ -26,22 +31,24 @@ public final class TransformDispatcher {
     /// The reactor's clock.
     public let clock: any ReactorTime
     /// True once ``beginShutdown()`` was called.
-    @exclusivity(unchecked) public private(set) var shuttingDown = false
+    public private(set) var shuttingDown = false
 
-    var connections: [ObjectIdentifier: any DrainableConnection] = [:]
+    /// The open connections, each knowing its index (no hashing per connection).
+    var connections: [any DrainableConnection] = []
     var drainWaiters: [Deferred<Void>] = []
 
     /// - Parameters:
-    ///   - service: the transforms.
+    ///   - backend: what runs the requests (the local ``TransformService``, or a proxy).
     ///   - clock: the reactor's clock (idle timeouts, asynchronous transforms).
     ///   - threadPool: where large inputs are transformed; nil runs them inline.
     ///   - limits: the limits.
     ///   - logger: where to log.
     public init(
-        service: TransformService, clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
+        backend: any TransformBackend, clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
         limits: ServerLimits = ServerLimits(), logger: Logger = Logger(system: "transform-server")
     ) {
-        self.service = service
+        self.backend = backend
+        self.localService = backend as? TransformService
         self.clock = clock
         self.limits = limits
         self.logger = logger
@@ -54,14 +61,24 @@ public final class TransformDispatcher {
     /// The number of open connections on both ports.
     public var connectionCount: Int { connections.count }
 
-    func register(_ connection: any DrainableConnection, port: String) {
-        connections[ObjectIdentifier(connection)] = connection
+    /// Adds an open connection (drained at once during shutdown).
+    ///
+    /// - Returns: its index, for ``unregister(at:port:)``.
+    func register(_ connection: any DrainableConnection, port: ServerPort) -> Int {
+        connections.append(connection)
         stats.connectionOpened(port: port)
         if shuttingDown { connection.drain() }
+        return connections.count - 1
     }
 
-    func unregister(_ connection: any DrainableConnection, port: String) {
-        guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+    /// Removes the connection at `index`; the last one takes its place.
+    func unregister(at index: Int, port: ServerPort) {
+        guard index >= 0, index < connections.count else { return }
+        let last = connections.removeLast()
+        if index < connections.count {
+            connections[index] = last
+            last.registryIndex = index
+        }
         stats.connectionClosed(port: port)
         if connections.isEmpty, shuttingDown {
             let waiters = drainWaiters
@@ -79,7 +96,7 @@ public final class TransformDispatcher {
         if !shuttingDown {
             shuttingDown = true
             logger.info("shutting down: draining \(connections.count) connection(s)")
-            for c in Array(connections.values) { c.drain() }
+            for c in connections { c.drain() }
         }
         if connections.isEmpty { return succeed(()) }
         let d = Deferred<Void>()
@@ -87,24 +104,19 @@ public final class TransformDispatcher {
         return d
     }
 
-    /// Finds a registered transform by its name's bytes; `cached`, the caller's last handle, is
-    /// tried first (one byte comparison instead of a registry scan).
-    ///
-    /// - Returns: the handle, or nil: answer ``unknownTransformError(_:)``.
-    @inline(__always)
-    func lookup(_ name: UnsafeRawBufferPointer, cached: TransformHandle?) -> TransformHandle? {
-        if let cached, cached.isRegistered, cached.matches(name) { return cached }
-        return service.lookup(name: name)
-    }
-
-    /// The wire error for a name that reaches nothing. A name outside the name grammar is not
-    /// echoed back.
-    func unknownTransformError(_ name: UnsafeRawBufferPointer) -> WireError {
-        TransformName.isValid(name) ? .unknownTransform(String(decoding: name, as: UTF8.self)) : .unknownTransform(nil)
-    }
+    /// The transforms served, sorted by name.
+    var transformNames: [String] { backend.catalog.map(\.name) }
 
     /// Maps a failure to its wire error.
     func wireError(_ error: any Error) -> WireError {
         WireError.from(error, maxBytes: limits.maxRequestBytes, shuttingDown: shuttingDown)
     }
+}
+
+/// The two ports of a transform server (counters and log tags).
+public enum ServerPort: String, Sendable, CaseIterable {
+    /// The netstring port (protocol-spec/netstring.md).
+    case netstring
+    /// The line port (protocol-spec/line.md).
+    case line
 }

@@ -1,0 +1,286 @@
+/// What a ``ConnectionSession`` asks its protocol to do after an event, in this order: write the
+/// replies, cancel the withdrawn work, change delivery, stop reading, close.
+struct SessionActions<Waiter> {
+    /// A change to the delivery of further requests (the pending limit).
+    enum Delivery: Equatable {
+        case pause
+        case resume
+    }
+
+    /// Replies to write now, in order.
+    var writes: [[UInt8]] = []
+    /// Work nobody waits for any more: cancel it (Part 19).
+    var cancel: [Waiter] = []
+    /// Pause or resume delivering requests.
+    var delivery: Delivery?
+    /// Stop reading from the peer for good (the original form's read batch is over).
+    var stopReading = false
+    /// Close the connection once the writes are flushed.
+    var close = false
+
+    /// True when there is nothing to do.
+    var isEmpty: Bool { writes.isEmpty && cancel.isEmpty && delivery == nil && !stopReading && !close }
+}
+
+extension SessionActions: Equatable where Waiter: Equatable {}
+
+/// The lifecycle of one connection, shared by every protocol (netstring, line, and any later
+/// codec): a value that takes events and returns ``SessionActions``, with no I/O, no clock and
+/// no reference to its protocol (SwiftNIO's state-machine style).
+///
+/// It keeps replies in request order while some are computed later (pipelining with
+/// asynchronous transforms), pauses delivery while ``Configuration/maxPendingRequests`` replies
+/// are being computed, decides when the connection closes (after the replies owed: on EOF,
+/// shutdown, a request in the original form, an error that closes, an idle timeout) and, once the
+/// connection is gone, hands back every piece of work still running so it is cancelled.
+///
+/// `Waiter` is what the protocol keeps for a reply being computed (a `Deferred` in the server,
+/// anything `Equatable` in tests).
+struct ConnectionSession<Waiter> {
+    /// The per-connection limits the session enforces.
+    struct Configuration {
+        /// The most replies being computed at once; delivery pauses at this many.
+        var maxPendingRequests: Int
+    }
+
+    /// A reply's place in the order.
+    enum Slot {
+        case ready([UInt8])
+        case waiting(Waiter)
+        /// Close when this place is reached; nothing after it is sent.
+        case close
+    }
+
+    let configuration: Configuration
+    /// Replies owed, oldest first; empty whenever replies go straight out (the hot path).
+    private(set) var slots: [Slot] = []
+    /// How many slots were sent and removed: a ticket is `removed + index`.
+    private var removed = 0
+    /// Replies being computed.
+    private(set) var waitingCount = 0
+    /// Bytes of ready replies queued behind one still being computed.
+    private(set) var queuedBytes = 0
+    /// False once no more requests are taken (an error or `quit` closes after the owed replies).
+    private(set) var acceptsRequests = true
+    /// Close as soon as nothing is owed (EOF, shutdown, the original form's batch).
+    private(set) var closesWhenIdle = false
+    /// The close was asked of the protocol (or the connection is gone): nothing more happens.
+    private(set) var finished = false
+    /// Delivery is paused by the pending limit.
+    private(set) var deliveryPaused = false
+    /// The server is shutting down: requests still read are answered `shutting_down`.
+    private(set) var draining = false
+    /// An original-form request arrived in the current read.
+    private var originalInBatch = false
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// True when a reply may go straight to the transport: nothing is owed before it.
+    var mayWriteNow: Bool { slots.isEmpty && !finished }
+
+    /// True when nothing is owed: no reply queued, none being computed.
+    var isIdle: Bool { slots.isEmpty }
+
+    // MARK: Requests and replies
+
+    /// A request in the original netstring form arrived: when the current read is over, the
+    /// connection answers what it read and closes (the original server's lifecycle).
+    mutating func originalFormRequest() {
+        originalInBatch = true
+    }
+
+    /// A reply is ready now: written at once, or queued behind the replies still owed.
+    mutating func reply(_ bytes: [UInt8]) -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        guard !finished else { return actions }
+        if slots.isEmpty {
+            actions.writes.append(bytes)
+        } else {
+            slots.append(.ready(bytes))
+            queuedBytes += bytes.count
+        }
+        checkClose(&actions)
+        return actions
+    }
+
+    /// A reply is being computed: it keeps its place in the order.
+    ///
+    /// - Returns: the ticket to complete it with, and the actions (delivery pauses at the limit).
+    mutating func await(_ waiter: Waiter) -> (ticket: Int, actions: SessionActions<Waiter>) {
+        var actions = SessionActions<Waiter>()
+        let ticket = removed + slots.count
+        slots.append(.waiting(waiter))
+        waitingCount += 1
+        if waitingCount >= configuration.maxPendingRequests && !deliveryPaused {
+            deliveryPaused = true
+            actions.delivery = .pause
+        }
+        return (ticket, actions)
+    }
+
+    /// The reply of `ticket` is ready: the replies now at the head of the order go out.
+    mutating func complete(_ ticket: Int, with bytes: [UInt8]) -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        guard !finished, take(ticket) else { return actions }
+        slots[ticket - removed] = .ready(bytes)
+        queuedBytes += bytes.count
+        flush(&actions)
+        return actions
+    }
+
+    /// The request of `ticket` failed in a form whose only signal is a close (the original
+    /// form): the replies before it go out, then the connection closes; later work is withdrawn.
+    mutating func completeByClosing(_ ticket: Int) -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        guard !finished, take(ticket) else { return actions }
+        acceptsRequests = false
+        let i = ticket - removed
+        for slot in slots[(i + 1)...] {
+            switch slot {
+            case .waiting(let w):
+                actions.cancel.append(w)
+                waitingCount -= 1
+            case .ready(let b): queuedBytes -= b.count
+            case .close: break
+            }
+        }
+        slots.removeSubrange((i + 1)...)
+        slots[i] = .close
+        flush(&actions)
+        return actions
+    }
+
+    /// True while the reply of `ticket` is still awaited (not withdrawn, connection not gone).
+    func isWaiting(_ ticket: Int) -> Bool {
+        let i = ticket - removed
+        guard !finished, i >= 0, i < slots.count, case .waiting = slots[i] else { return false }
+        return true
+    }
+
+    /// Marks the waiting slot of `ticket` as no longer waiting; false if there is none.
+    private mutating func take(_ ticket: Int) -> Bool {
+        let i = ticket - removed
+        guard i >= 0, i < slots.count, case .waiting = slots[i] else { return false }
+        waitingCount -= 1
+        return true
+    }
+
+    /// Sends the ready replies at the head, reaches a close marker, resumes delivery below the
+    /// limit, and closes if that was asked for and nothing is owed any more.
+    private mutating func flush(_ actions: inout SessionActions<Waiter>) {
+        var taken = 0
+        var closing = false
+        loop: for slot in slots {
+            switch slot {
+            case .ready(let bytes):
+                actions.writes.append(bytes)
+                queuedBytes -= bytes.count
+                taken += 1
+            case .waiting:
+                break loop
+            case .close:
+                closing = true
+                break loop
+            }
+        }
+        if closing {
+            for case .waiting(let w) in slots[taken...] { actions.cancel.append(w) }
+            slots.removeAll()
+            waitingCount = 0
+            queuedBytes = 0
+            acceptsRequests = false
+            finish(&actions)
+            return
+        }
+        slots.removeFirst(taken)
+        removed += taken
+        if deliveryPaused, waitingCount < configuration.maxPendingRequests, acceptsRequests {
+            deliveryPaused = false
+            actions.delivery = .resume
+        }
+        checkClose(&actions)
+    }
+
+    // MARK: Closing
+
+    /// Takes no more requests and closes after the replies owed so far (at once if none):
+    /// an error that closes, `quit`, malformed framing.
+    mutating func closeAfterOwed() -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        guard !finished else { return actions }
+        acceptsRequests = false
+        if slots.isEmpty {
+            finish(&actions)
+        } else if case .close? = slots.last {
+        } else {
+            slots.append(.close)
+        }
+        return actions
+    }
+
+    /// The protocol has handled every request of one read.
+    mutating func readEnded() -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        if originalInBatch {
+            // The original server answered one read's requests, then closed.
+            originalInBatch = false
+            acceptsRequests = false
+            closesWhenIdle = true
+            if !finished { actions.stopReading = true }
+        }
+        checkClose(&actions)
+        return actions
+    }
+
+    /// The peer half-closed and every request before that was handled: close once everything
+    /// owed is sent.
+    mutating func inputEnded() -> SessionActions<Waiter> {
+        closeWhenIdle()
+    }
+
+    /// The server is shutting down: new requests are refused (``draining``), and the
+    /// connection closes once everything owed is sent.
+    mutating func shutdown() -> SessionActions<Waiter> {
+        draining = true
+        return closeWhenIdle()
+    }
+
+    private mutating func closeWhenIdle() -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        closesWhenIdle = true
+        checkClose(&actions)
+        return actions
+    }
+
+    /// No traffic for the idle timeout: close.
+    mutating func idleTimedOut() -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        guard !finished else { return actions }
+        acceptsRequests = false
+        finish(&actions)
+        return actions
+    }
+
+    /// The connection is gone: every reply still being computed is withdrawn.
+    mutating func connectionLost() -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        for case .waiting(let w) in slots { actions.cancel.append(w) }
+        slots.removeAll()
+        waitingCount = 0
+        queuedBytes = 0
+        acceptsRequests = false
+        finished = true
+        return actions
+    }
+
+    private mutating func checkClose(_ actions: inout SessionActions<Waiter>) {
+        if closesWhenIdle, slots.isEmpty, !finished { finish(&actions) }
+    }
+
+    private mutating func finish(_ actions: inout SessionActions<Waiter>) {
+        finished = true
+        actions.close = true
+    }
+}

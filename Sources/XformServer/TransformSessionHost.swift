@@ -1,0 +1,244 @@
+import XformCore
+import XformFraming
+import XformTransforms
+
+/// What a transform protocol (one per wire format) gives the code both share: it owns a
+/// ``ConnectionSession`` and turns replies and errors into its wire format; everything else
+/// (running a request on the backend, waiting for pending replies, counting, the idle timeout,
+/// carrying out the session's actions, registration for shutdown) is written once, below.
+protocol TransformSessionHost: DrainableConnection {
+    /// How one request wants its reply framed (the form it came in).
+    associatedtype ReplyStyle
+
+    /// The state the server's connections share.
+    var state: ServerState { get }
+    /// This connection's lifecycle, idle timer and counter cache.
+    var host: SessionHostState { get set }
+    /// The port, for counters and log tags.
+    var port: ServerPort { get }
+    /// The peer, for log lines.
+    var peer: SocketAddress { get }
+    /// The transport, while connected.
+    var transport: (any Transport)? { get }
+
+    /// Stops delivering requests (the pending limit).
+    func pauseDelivery()
+    /// Delivers the buffered requests and goes on.
+    func resumeDelivery()
+    /// Stops reading from the peer for good.
+    func stopReading()
+
+    /// The success reply for `text`.
+    func successReply(_ text: [UInt8], style: ReplyStyle) -> [UInt8]
+    /// The error reply, or nil where the form's only signal is a close without reply.
+    func errorReply(_ error: WireError, style: ReplyStyle) -> [UInt8]?
+    /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`
+    /// straight into the transport's output buffer (the transform writes its output in place).
+    ///
+    /// - Returns: false when nothing was written (the general path must answer).
+    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool
+}
+
+/// The mutable state every transform protocol keeps for the shared code.
+struct SessionHostState {
+    /// This connection's lifecycle.
+    var session: ConnectionSession<Deferred<[UInt8]>>
+    /// The idle timeout, while the connection is open.
+    var idleTimer: IdleTimeout?
+    /// The counters of the transform used last: counting a request costs no hashing.
+    var lastCounters: TransformCounters?
+    /// This connection's place in ``ServerState``'s list of open connections (-1: none).
+    var registryIndex = -1
+    /// The last local transform used (a repeated request skips the registry) and its counters.
+    var lastHandle: TransformHandle?
+    var lastHandleCounters: TransformCounters?
+
+    init(limits: ServerLimits) {
+        session = ConnectionSession(configuration: .init(maxPendingRequests: limits.maxPendingPerConnection))
+    }
+}
+
+extension TransformSessionHost {
+    // MARK: Lifecycle
+
+    /// The connection is up: registers it and starts the idle timeout.
+    func startSession() {
+        let index = state.register(self, port: port)
+        host.registryIndex = index
+        if let timeout = state.limits.idleTimeout {
+            // Unowned, not weak: a weak reference gives the protocol a side table, which puts every
+            // later retain and release of it on the slow path (measured: about 2,300 instructions
+            // per connection). Safe: the timer is cancelled in `endSession`, before the end.
+            host.idleTimer = IdleTimeout(clock: state.clock, timeout: timeout) { [unowned self] in
+                self.debug("idle for \(timeout): closing")
+                self.perform(self.host.session.idleTimedOut())
+            }
+        }
+    }
+
+    /// Bytes arrived: counts them and restarts the idle period.
+    @inline(__always)
+    func received(_ byteCount: Int) {
+        state.stats.bytes.received &+= byteCount
+        host.idleTimer?.touch()
+    }
+
+    /// The connection is gone: stops the timer, withdraws the work still running for it (Part
+    /// 19: every pending Deferred is cancelled) and unregisters it.
+    func endSession() {
+        host.idleTimer?.cancel()
+        host.idleTimer = nil
+        perform(host.session.connectionLost())
+        state.unregister(at: host.registryIndex, port: port)
+        host.registryIndex = -1
+    }
+
+    /// Shutdown: take the replies owed to the end, then close.
+    func drain() {
+        perform(host.session.shutdown())
+    }
+
+    // MARK: Actions
+
+    /// Carries out what the session decided, in order.
+    @inline(__always)
+    func perform(_ actions: SessionActions<Deferred<[UInt8]>>) {
+        if actions.isEmpty { return }
+        performSlowly(actions)
+    }
+
+    func performSlowly(_ actions: SessionActions<Deferred<[UInt8]>>) {
+        for bytes in actions.writes { write(bytes) }
+        for work in actions.cancel { work.cancel() }
+        switch actions.delivery {
+        case .pause?: pauseDelivery()
+        case .resume?: resumeDelivery()
+        case nil: break
+        }
+        if actions.stopReading { stopReading() }
+        if actions.close { transport?.loseConnection() }
+    }
+
+    func write(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        state.stats.bytes.sent &+= bytes.count
+        transport?.write(bytes)
+    }
+
+    /// Sends a reply now, or after the replies still owed.
+    func send(_ reply: [UInt8]) {
+        perform(host.session.reply(reply))
+    }
+
+    // MARK: Requests
+
+    /// Answers a request from what the backend produced.
+    func answer(_ outcome: TransformOutcome, name: UnsafeRawBufferPointer, style: ReplyStyle) {
+        switch outcome {
+        case .done(let bytes):
+            countSuccess(name)
+            send(successReply(bytes, style: style))
+        case .failed(let error):
+            let counted: Bool
+            switch error {
+            case .unknownTransform, .invalidName: counted = false
+            default: counted = true
+            }
+            fail(WireError(error, maxBytes: state.limits.maxRequestBytes), style: style, countingAs: counted ? name : nil)
+        case .pending(let deferred):
+            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style)
+        }
+    }
+
+    /// Runs a transform request on the backend and answers it. For the local service, the
+    /// handle is kept between requests and an all-ASCII text to a transform with a byte fast
+    /// path, with nothing owed before it, is answered in place (no allocation, no `String`).
+    func runRequest(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, style: ReplyStyle) {
+        if host.session.draining {
+            fail(.shuttingDown, style: style, countingAs: nil)
+            return
+        }
+        guard let local = state.localService else {
+            answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+            return
+        }
+        let handle: TransformHandle
+        if let last = host.lastHandle, last.isRegistered, last.matches(name) {
+            handle = last
+        } else if let found = local.lookup(name: name) {
+            handle = found
+            host.lastHandle = found
+            host.lastHandleCounters = state.stats.counters(for: found.name)
+        } else {
+            answer(local.start(name: name, text: text, context: state.context), name: name, style: style)
+            return
+        }
+        if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
+            ASCIIBytes.isASCII(text), writeFastReply(fast, text: text, style: style)
+        {
+            host.lastHandleCounters?.ok &+= 1
+            return
+        }
+        answer(handle.apply(text, context: state.context), name: name, style: style)
+    }
+
+    /// Answers a failed request: its error reply, or (where the form has none) a close without
+    /// reply after the replies owed before it.
+    func fail(_ error: WireError, style: ReplyStyle, countingAs name: UnsafeRawBufferPointer?) {
+        if let name { state.stats.count(transform: String(decoding: name, as: UTF8.self), outcome: error.code) }
+        debug("request failed: \(error)")
+        if let reply = errorReply(error, style: style) {
+            send(reply)
+        } else {
+            perform(host.session.closeAfterOwed())
+        }
+    }
+
+    /// Waits for a reply computed later, keeping its place in the order; the connection's end
+    /// cancels it.
+    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle) {
+        let (ticket, actions) = host.session.await(deferred)
+        let started = state.clock.now
+        perform(actions)
+        deferred.addCallbacks(
+            { [weak self] bytes in
+                guard let self, self.host.session.isWaiting(ticket) else { return bytes }
+                self.state.stats.count(transform: name, outcome: "ok")
+                self.state.stats.record(latency: self.state.clock.now - started)
+                self.perform(self.host.session.complete(ticket, with: self.successReply(bytes, style: style)))
+                return bytes
+            },
+            { [weak self] error in
+                guard let self, self.host.session.isWaiting(ticket) else { return [] }
+                let wire = self.state.wireError(error)
+                self.state.stats.count(transform: name, outcome: wire.code)
+                self.debug("\(name) failed: \(wire)")
+                if let reply = self.errorReply(wire, style: style) {
+                    self.perform(self.host.session.complete(ticket, with: reply))
+                } else {
+                    self.perform(self.host.session.completeByClosing(ticket))
+                }
+                return []
+            })
+    }
+
+    /// Counts one successful request of the transform called `name`.
+    @inline(__always)
+    func countSuccess(_ name: UnsafeRawBufferPointer) {
+        if let c = host.lastCounters, c.matches(name) {
+            c.ok &+= 1
+            return
+        }
+        let c = state.stats.counters(for: String(decoding: name, as: UTF8.self))
+        host.lastCounters = c
+        c.ok &+= 1
+    }
+
+    /// Logs at debug level under this connection's tag (`netstring,<peer>`), building nothing
+    /// when debug logging is off: client-triggered failures never cost more than a level check.
+    func debug(_ message: @autoclosure () -> String) {
+        let logger = state.logger
+        guard logger.isEnabled(.debug) else { return }
+        logger.with(system: "\(port.rawValue),\(peer)").debug(message())
+    }
+}
