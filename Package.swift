@@ -35,7 +35,7 @@ let package = Package(
         // The protocol-independent transforms and the guarded registry.
         .target(name: "XformTransforms", dependencies: ["XformCore"]),
         // The netstring and line transform protocols and the server assembly.
-        .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
+        .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms", "XformMetrics"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
         // Prometheus text exposition and histograms: pure, no I/O.
@@ -62,7 +62,8 @@ let package = Package(
             // Golden files read through #filePath, not bundled as resources.
             exclude: ["Fixtures"]),
         .testTarget(
-            name: "XformServerTests", dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor"]),
+            name: "XformServerTests",
+            dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor", "XformMetrics"]),
         .testTarget(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformServer", "XformTesting", "XformReactor"]),

@@ -30,11 +30,17 @@ public struct Histogram: Sendable, Equatable {
 
     /// Records one observation (a value equal to a bound falls in that bound's bucket).
     public mutating func observe(_ value: Double) {
+        observe(value, times: 1)
+    }
+
+    /// Records `n` observations of the same value.
+    public mutating func observe(_ value: Double, times n: UInt64) {
+        guard n > 0 else { return }
         var i = 0
         while i < bounds.count && value > bounds[i] { i += 1 }
-        bucketCounts[i] += 1
-        sum += value
-        count += 1
+        bucketCounts[i] += n
+        sum += value * Double(n)
+        count += n
     }
 
     /// Adds `other`'s observations to this histogram's. The bounds must be equal.
