@@ -109,9 +109,12 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
         send(encode(response, style: style))
     }
 
+    /// Encodes `response`; while the connection drains (shutdown) it says `Connection: close`,
+    /// so the client opens its next connection elsewhere instead of finding this one closed.
     func encode(_ response: HTTPResponse, style: ReplyStyle) -> [UInt8] {
         HTTPResponseEncoder.encode(
-            response, keepAlive: style.keepAlive, requestVersion: style.version, includeBody: !style.headOnly)
+            response, keepAlive: style.keepAlive && !host.session.draining, requestVersion: style.version,
+            includeBody: !style.headOnly)
     }
 
     // MARK: Replies

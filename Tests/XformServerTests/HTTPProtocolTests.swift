@@ -156,6 +156,20 @@ struct HTTPProtocolTests {
         #expect(t.disconnecting)
     }
 
+    @Test("During a drain, the owed response says Connection: close, then the connection closes")
+    func drainCloses() {
+        let h = Harness()
+        let (_, t) = h.http()
+        t.receive(post("slowcummingsify", "A"))
+        h.state.beginShutdown()
+        #expect(!t.disconnecting)
+        h.clock.advance(by: .milliseconds(100))
+        #expect(
+            t.string()
+                == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1\r\nConnection: close\r\n\r\na")
+        #expect(t.disconnecting)
+    }
+
     @Test("Closing the connection cancels a pending transform (Part 19)")
     func cancelOnLoss() {
         let h = Harness()
