@@ -21,6 +21,7 @@ let package = Package(
         // `main.swift` of a few lines (Part 16's twistd plugins).
         .library(name: "TransformServerKit", targets: ["TransformServerKit"]),
         .library(name: "XformProxy", targets: ["XformProxy"]),
+        .library(name: "XformMetrics", targets: ["XformMetrics"]),
         .executable(name: "transform-server", targets: ["transform-server"]),
         .executable(name: "xform", targets: ["xform"]),
         .executable(name: "xform-bench", targets: ["xform-bench"]),
@@ -40,15 +41,17 @@ let package = Package(
         // The protocol-independent transforms and the guarded registry.
         .target(name: "XformTransforms", dependencies: ["XformCore"]),
         // The netstring and line transform protocols and the server assembly.
-        .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms"]),
+        .target(name: "XformServer", dependencies: ["XformCore", "XformFraming", "XformTransforms", "XformMetrics"]),
         // TransformProxy, RetryingCall, backoff.
         .target(name: "XformClient", dependencies: ["XformCore", "XformFraming"]),
         // TransformClient.connect: the client on a reactor thread it owns.
         .target(name: "XformClientKit", dependencies: ["XformClient", "XformCore", "XformReactor"]),
         // The transform proxy: a TransformBackend answering from upstream servers through a cache.
         .target(name: "XformProxy", dependencies: ["XformCore", "XformTransforms", "XformClient"]),
-        // Daemon support: command line, pidfile, log files, systemd, privileges.
-        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims"]),
+        // Prometheus text exposition and histograms: pure, no I/O.
+        .target(name: "XformMetrics"),
+        // Daemon support: command line, pidfile, log files, systemd, privileges, /proc figures.
+        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims", "XformMetrics"]),
 
         // The two commands' logic (options, help, wiring), so executables stay thin and testable.
         .target(
@@ -61,7 +64,7 @@ let package = Package(
         .target(
             name: "TransformServerKit", dependencies: ["XformCommands", "XformCore", "XformDaemon", "XformTransforms"]),
 
-        .executableTarget(name: "transform-server", dependencies: ["TransformServerKit"], exclude: ["systemd"]),
+        .executableTarget(name: "transform-server", dependencies: ["TransformServerKit"]),
         .executableTarget(name: "xform", dependencies: ["XformCommands"]),
         .executableTarget(
             name: "xform-bench",
@@ -75,7 +78,8 @@ let package = Package(
             // Golden files read through #filePath, not bundled as resources.
             exclude: ["Fixtures"]),
         .testTarget(
-            name: "XformServerTests", dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor"]),
+            name: "XformServerTests",
+            dependencies: ["XformServer", "XformFraming", "XformTesting", "XformReactor", "XformMetrics"]),
         .testTarget(
             name: "XformClientTests",
             dependencies: ["XformClient", "XformClientKit", "XformServer", "XformTesting", "XformReactor"]),
@@ -83,6 +87,7 @@ let package = Package(
             name: "XformProxyTests",
             dependencies: ["XformProxy", "XformClient", "XformServer", "XformTesting", "XformReactor", "XformTransforms"]),
         .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
+        .testTarget(name: "XformMetricsTests", dependencies: ["XformMetrics"]),
         .testTarget(
             name: "XformCommandsTests",
             dependencies: [

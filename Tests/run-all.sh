@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole xform test suite: the one test command of the README and of .ci/run.
 #
-# 1. Installs what the tests need when it is missing (netcat-openbsd, Twisted, pytest).
+# 1. Installs what the tests need when it is missing (netcat-openbsd, Twisted, pytest; haproxy,
+#    prometheus and curl for the fleet tests).
 # 2. Builds everything, tests included, with warnings as errors.
 # 3. Runs `swift test` (unit, in-memory and loopback tests).
 # 4. Runs the integration tests, which spawn the built transform-server and xform binaries
@@ -24,7 +25,22 @@ install_prerequisites() {
     python3 -c 'import pytest' 2>/dev/null || { log "installing pytest"; python3 -m pip install -q pytest; }
 }
 
+# The fleet's real tools (issue 13): HAProxy, Prometheus (with promtool) and curl, Debian packages.
+install_fleet_tools() {
+    local missing=()
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=(prometheus)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 install_prerequisites
+install_fleet_tools
 
 log "building (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors

@@ -226,7 +226,9 @@ final class TransformServerRunner {
         let server = TransformServer(
             state: state,
             bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
-            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor))
+            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor),
+            bindHTTP: options.httpPort.map { binder("http", port: $0, inherited: inherited.http, reactor) })
+        state.health.extraFamilies = { ProcessInspector.figures().families }
         // The proxy starts first (its first list fetch) and stops last, after the ports drained.
         let root = proxy.map { Self.proxyRoot($0, server: server.root) } ?? server.root
 
@@ -245,7 +247,7 @@ final class TransformServerRunner {
             forceExit: { [weak self] status in
                 self?.removePIDFile()
                 _exit(status)
-            })
+            }, drainDelay: options.drainDelay, beginDrain: { state.health.beginDrain() })
         do {
             try reactor.handleSignals(TransformServerCommand.handledSignals) { lifecycle.handle($0) }
         } catch {
@@ -263,7 +265,8 @@ final class TransformServerRunner {
         if let credentials { try drop(to: credentials) }
         root.startService()
 
-        let addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
+        var addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
+        if let http = server.httpServer { addresses.append(("http", http.port)) }
         for (name, port) in addresses {
             logger.notice("listening for \(name) requests on \(port.map { "\($0.address)" } ?? "?")")
         }
@@ -342,9 +345,10 @@ final class TransformServerRunner {
     private struct InheritedSockets {
         var netstring: Int32?
         var line: Int32?
+        var http: Int32?
     }
 
-    /// Sockets passed by systemd: by name (`netstring`, `line`), else by position.
+    /// Sockets passed by systemd: by name (`netstring`, `line`, `http`), else by position.
     private func inheritedSockets() throws(StartupFailure) -> InheritedSockets {
         let fds: ListenFDs
         do throws(SystemError) {
@@ -355,14 +359,16 @@ final class TransformServerRunner {
         if let problem = fds.problem { logger.warning(problem) }
         guard !fds.isEmpty else { return InheritedSockets() }
         var result = InheritedSockets()
-        if let names = fds.names, names.contains("netstring") || names.contains("line") {
+        if let names = fds.names, names.contains("netstring") || names.contains("line") || names.contains("http") {
             result.netstring = fds.descriptor(named: "netstring")
             result.line = fds.descriptor(named: "line")
+            result.http = options.httpPort == nil ? nil : fds.descriptor(named: "http")
         } else {
             result.netstring = fds.descriptors.first
             result.line = fds.descriptors.count > 1 ? fds.descriptors[1] : nil
+            result.http = options.httpPort != nil && fds.descriptors.count > 2 ? fds.descriptors[2] : nil
         }
-        let used = [result.netstring, result.line].compactMap { $0 }
+        let used = [result.netstring, result.line, result.http].compactMap { $0 }
         let unused = fds.descriptors.filter { !used.contains($0) }
         if !unused.isEmpty { logger.warning("ignoring inherited socket(s) \(unused) with unknown names") }
         logger.info("socket activation: \(fds.descriptors.count) socket(s) passed by systemd")

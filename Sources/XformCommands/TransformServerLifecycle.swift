@@ -4,7 +4,9 @@ import XformDaemon
 
 /// What `transform-server` does with each signal the reactor reads from its signalfd.
 ///
-/// - TERM, INT: graceful stop. Tells systemd `STOPPING=1`, stops the root service (both ports
+/// - TERM, INT: graceful stop. Turns the server unready (`/readyz` answers 503) and tells
+///   systemd `STOPPING=1` at once; after `--drain-delay` (while the ports still serve, so load
+///   balancers take the server out of rotation first), stops the root service (the ports
 ///   stop listening, then open connections drain: requests in flight finish, idle connections
 ///   close, new extended requests are answered `shutting_down`), then stops the reactor. If the
 ///   drain outlasts the shutdown timeout, a warning is logged and the reactor is stopped anyway
@@ -43,7 +45,10 @@ final class TransformServerLifecycle {
     let notifyStopping: () -> Void
     let stopReactor: () -> Void
     let forceExit: (Int32) -> Void
+    let drainDelay: Duration
+    let beginDrain: () -> Void
     private var deadline: (any DelayedCall)?
+    private var delayedStop: (any DelayedCall)?
 
     /// - Parameters:
     ///   - root: the service tree to stop.
@@ -55,11 +60,16 @@ final class TransformServerLifecycle {
     ///   - notifyStopping: tells systemd the stop began.
     ///   - stopReactor: ends `reactor.run()` (which then closes everything left).
     ///   - forceExit: ends the process at once with the given status (second signal).
+    ///   - drainDelay: how long the server keeps serving, unready, before it stops listening.
+    ///   - beginDrain: turns the server unready (the first thing a graceful stop does).
     init(
         root: Service, clock: any ReactorTime, shutdownTimeout: Duration?, logger: Logger,
         logOutput: (any LogOutput)?, statsReport: @escaping () -> [String], openConnections: @escaping () -> Int,
-        notifyStopping: @escaping () -> Void, stopReactor: @escaping () -> Void, forceExit: @escaping (Int32) -> Void
+        notifyStopping: @escaping () -> Void, stopReactor: @escaping () -> Void, forceExit: @escaping (Int32) -> Void,
+        drainDelay: Duration = .zero, beginDrain: @escaping () -> Void = {}
     ) {
+        self.drainDelay = drainDelay
+        self.beginDrain = beginDrain
         self.root = root
         self.clock = clock
         self.shutdownTimeout = shutdownTimeout
@@ -161,7 +171,22 @@ final class TransformServerLifecycle {
         state = .stopping
         let deadlineText = shutdownTimeout.map { "up to \(Self.format($0))" } ?? "without a deadline"
         logger.notice("received \(Self.name(of: signal)); stopping gracefully (waiting \(deadlineText))")
+        beginDrain()
         notifyStopping()
+        if drainDelay > .zero {
+            logger.info("unready; serving for \(Self.format(drainDelay)) more before closing the ports")
+            delayedStop = clock.callLater(drainDelay) { [weak self] in
+                self?.delayedStop = nil
+                self?.stopServices()
+            }
+        } else {
+            stopServices()
+        }
+    }
+
+    /// Stops listening and drains, within the shutdown deadline.
+    private func stopServices() {
+        guard state == .stopping else { return }
         if let shutdownTimeout {
             deadline = clock.callLater(shutdownTimeout) { [weak self] in self?.expire() }
         }

@@ -26,6 +26,10 @@ public struct TransformServerOptions: Sendable, Equatable {
     public var netstringPort = 10001
     /// The line port (0 picks a free one).
     public var linePort = 10002
+    /// The HTTP port (protocol-spec/http.md; 0 picks a free one), or nil for none (the default).
+    public var httpPort: Int?
+    /// How long a graceful stop keeps the ports serving, unready, before closing them.
+    public var drainDelay: Duration = .zero
     /// Request, line, idle and connection limits.
     public var limits = ServerLimits()
     /// How long a graceful stop waits before closing what is still open; `nil` waits forever.
@@ -85,7 +89,7 @@ extension TransformServerCommand {
     /// The command's declaration: options, help sections, version.
     public static let spec = CommandSpec(
         name: programName,
-        overview: "Serves text transformations over the netstring and line protocols.",
+        overview: "Serves text transformations over the netstring and line protocols, and HTTP.",
         discussion: """
             Runs in the foreground and logs to standard error unless --daemon is given. Every \
             option can also be set in a --config file (key = value, keys are the long option \
@@ -101,6 +105,10 @@ extension TransformServerCommand {
             .option(
                 "line-port", valueName: "port",
                 help: "The line port; 0 picks a free port, shown in the log.", default: "10002"),
+            .option(
+                "http-port", valueName: "port",
+                help: "Also serve HTTP on this port: POST /transform/NAME, GET /metrics, /healthz, /readyz, "
+                    + "/transforms (default: no HTTP port)."),
             .option(
                 "max-request-bytes", valueName: "bytes",
                 help: "The longest request accepted, in bytes: on the netstring port the whole payload, name "
@@ -137,6 +145,11 @@ extension TransformServerCommand {
             .option(
                 "cache-ttl", valueName: "duration",
                 help: "How long the proxy serves a cached result; 0 until evicted.", default: "0"),
+            .option(
+                "drain-delay", valueName: "duration",
+                help: "On TERM/INT, answer /readyz with 503 and keep serving this long before the ports close, so "
+                    + "load balancers stop sending first.",
+                default: "0s"),
             .option(
                 "log-level", valueName: "level", help: "The least severe events logged.", default: "info",
                 values: LogLevel.allCases.map(\.description)),
@@ -187,7 +200,8 @@ extension TransformServerCommand {
                 [
                     .item(
                         "TERM, INT",
-                        "Stop gracefully: stop listening, finish the requests in flight (up to --shutdown-timeout), "
+                        "Stop gracefully: turn unready (/readyz answers 503), after --drain-delay stop listening, "
+                            + "finish the requests in flight (up to --shutdown-timeout), "
                             + "close, remove the pidfile, exit 0. A second one exits at once with status 128+signal."),
                     .item("HUP", "Reopen the log file (after logrotate moved it)."),
                     .item("USR1", "Rotate the log file now."),
@@ -213,7 +227,7 @@ extension TransformServerCommand {
                 [
                     .item("NOTIFY_SOCKET", "Readiness (READY=1) and stop (STOPPING=1) notifications for systemd."),
                     .item(
-                        "LISTEN_FDS", "Listening sockets from systemd, matched by the names netstring and line "
+                        "LISTEN_FDS", "Listening sockets from systemd, matched by the names netstring, line and http "
                             + "(LISTEN_FDNAMES), else by position."),
                     .item("JOURNAL_STREAM", "Standard error is the journal: log in the journal format."),
                 ]),
@@ -244,6 +258,8 @@ extension TransformServerCommand {
         } ?? o.interface
         o.netstringPort = try parsed.int("netstring-port", in: 0...65535) ?? o.netstringPort
         o.linePort = try parsed.int("line-port", in: 0...65535) ?? o.linePort
+        o.httpPort = try parsed.int("http-port", in: 0...65535)
+        o.drainDelay = try parsed.duration("drain-delay") ?? o.drainDelay
         o.limits.maxRequestBytes = try parsed.int("max-request-bytes", in: 1...1 << 30) ?? o.limits.maxRequestBytes
         o.limits.maxLineLength = try parsed.int("max-line-length", in: 1...1 << 30) ?? o.limits.maxLineLength
         if let idle = try parsed.duration("idle-timeout") { o.limits.idleTimeout = idle == .zero ? nil : idle }

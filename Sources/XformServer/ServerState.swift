@@ -32,6 +32,8 @@ public final class ServerState {
     public let clock: any ReactorTime
     /// True once ``beginShutdown()`` was called.
     public private(set) var shuttingDown = false
+    /// Readiness and the figures `/metrics` adds to the counters.
+    public let health = ServerHealth()
 
     /// The open connections, each knowing its index (no hashing per connection).
     var connections: [any DrainableConnection] = []
@@ -113,10 +115,12 @@ public final class ServerState {
     }
 }
 
-/// The two ports of a transform server (counters and log tags).
+/// The ports of a transform server (counters and log tags).
 public enum ServerPort: String, Sendable, CaseIterable {
     /// The netstring port (protocol-spec/netstring.md).
     case netstring
     /// The line port (protocol-spec/line.md).
     case line
+    /// The HTTP port (protocol-spec/http.md), when `--http-port` is given.
+    case http
 }

@@ -1,24 +1,53 @@
 import XformCore
+import XformMetrics
 
 /// Counters for the whole server, shared by both ports: requests by transform and outcome,
 /// connections, bytes, and a latency summary. Confined to the reactor thread; updating a
 /// counter is an addition, cheap enough for the hot path.
 public final class ServerStats {
-    /// Requests per transform name, per outcome code (`ok` or an error code).
+    /// Requests per transform name, per outcome code (`ok` or an error code), all ports together.
     public var requests: [String: [String: Int]] {
         var out: [String: [String: Int]] = [:]
-        for (name, c) in byTransform {
+        for port in ServerPort.allCases {
+            for (name, outcomes) in requests(port: port) {
+                out[name, default: [:]].merge(outcomes, uniquingKeysWith: +)
+            }
+        }
+        return out
+    }
+
+    /// Requests on `port` per transform name, per outcome code.
+    public func requests(port: ServerPort) -> [String: [String: Int]] {
+        var out: [String: [String: Int]] = [:]
+        for (name, c) in byPort[port.index] {
             var outcomes = c.failures
             if c.ok > 0 { outcomes["ok"] = c.ok }
             if !outcomes.isEmpty { out[name] = outcomes }
         }
         return out
     }
-    var byTransform: [String: TransformCounters] = [:]
+
+    /// The request-duration histogram of each transform, all ports together. Requests that were
+    /// not timed (small inline ones: a clock read would cost more than they do) are counted in
+    /// the lowest bucket with a duration of zero.
+    public var durations: [String: Histogram] {
+        var out: [String: Histogram] = [:]
+        for counters in byPort {
+            for (name, c) in counters {
+                var h = c.duration
+                h.observe(0, times: UInt64(max(0, c.ok + c.failures.values.reduce(0, +) - Int(h.count))))
+                out[name, default: Histogram()].merge(h)
+            }
+        }
+        return out
+    }
+
+    /// The counters of each transform, per port (indexed by ``ServerPort``).
+    var byPort: [[String: TransformCounters]] = Array(repeating: [:], count: ServerPort.allCases.count)
     /// Connections open now, per port (indexed by ``ServerPort``; no hashing per connection).
-    private var open = [0, 0]
+    private var open = Array(repeating: 0, count: ServerPort.allCases.count)
     /// Connections accepted since start, per port.
-    private var total = [0, 0]
+    private var total = Array(repeating: 0, count: ServerPort.allCases.count)
     /// Connections open now on `port`.
     public func openConnections(_ port: ServerPort) -> Int { open[port.index] }
     /// Connections accepted since start on `port`.
@@ -48,18 +77,28 @@ public final class ServerStats {
         self.started = clock.now
     }
 
-    /// Counts one finished request.
-    public func count(transform: String, outcome: String) {
-        let c = counters(for: transform)
+    /// Inline requests with at least this many bytes of text are timed for the duration
+    /// histogram; smaller ones take a few microseconds, less than the clock reads would add.
+    public static let timedInlineBytes = 16 * 1024
+
+    /// Counts one finished request on `port`.
+    public func count(transform: String, port: ServerPort, outcome: String) {
+        let c = counters(for: transform, port: port)
         if outcome == "ok" { c.ok &+= 1 } else { c.failures[outcome, default: 0] += 1 }
     }
 
-    /// The counters of one transform; protocols keep the last one to count without hashing.
-    func counters(for transform: String) -> TransformCounters {
-        if let c = byTransform[transform] { return c }
+    /// The counters of one transform on one port; protocols keep the last one to count without
+    /// hashing.
+    func counters(for transform: String, port: ServerPort) -> TransformCounters {
+        if let c = byPort[port.index][transform] { return c }
         let c = TransformCounters(name: transform)
-        byTransform[transform] = c
+        byPort[port.index][transform] = c
         return c
+    }
+
+    /// Records how long one request of `transform` on `port` took (counted separately).
+    func observe(_ duration: Duration, transform: String, port: ServerPort) {
+        counters(for: transform, port: port).duration.observe(duration.seconds)
     }
 
     /// Records the latency of one request.
@@ -115,7 +154,13 @@ public final class ServerStats {
 }
 
 extension ServerPort {
-    var index: Int { self == .netstring ? 0 : 1 }
+    var index: Int {
+        switch self {
+        case .netstring: return 0
+        case .line: return 1
+        case .http: return 2
+        }
+    }
 }
 
 /// The request counters of one transform.
@@ -124,6 +169,8 @@ final class TransformCounters {
     // measured); an integer, and no access spans a call.
     @exclusivity(unchecked) var ok = 0
     var failures: [String: Int] = [:]
+    /// Durations of the requests that were timed (asynchronous and large ones).
+    var duration = Histogram()
     /// The transform's name, as bytes for ``matches(_:)``.
     let nameBytes: [UInt8]
 

@@ -77,7 +77,7 @@ public final class ConnectionDrainService: Service {
         super.startService()
     }
 
-    /// Drains both ports.
+    /// Drains every port.
     ///
     /// - Returns: a Deferred that fires once every connection has closed.
     public override func stopService() -> Deferred<Void> {
@@ -86,11 +86,33 @@ public final class ConnectionDrainService: Service {
     }
 }
 
-/// The whole server as a service tree: `MultiService[transforms, netstring port, line port]`,
-/// one backend behind both ports.
+/// Marks the server ready once every port listens (it starts last) and unready as soon as a
+/// stop begins (it stops first): what `GET /readyz` reports.
+final class ReadinessService: Service {
+    let health: ServerHealth
+
+    init(health: ServerHealth) {
+        self.health = health
+        super.init(name: "readiness")
+    }
+
+    override func startService() {
+        super.startService()
+        health.listening = true
+    }
+
+    override func stopService() -> Deferred<Void> {
+        health.beginDrain()
+        health.listening = false
+        return super.stopService()
+    }
+}
+
+/// The whole server as a service tree: `MultiService[transforms, netstring port, line port,
+/// (http port), readiness]`, one backend behind every port.
 ///
-/// Starting binds both ports (in the privileged step); stopping goes in reverse order: both
-/// ports stop listening, then the connections drain.
+/// Starting binds the ports (in the privileged step); stopping goes in reverse order: the
+/// server turns unready, the ports stop listening, then the connections drain.
 public final class TransformServer {
     /// The root service: start it, and stop it to shut down gracefully.
     public let root: MultiService
@@ -100,6 +122,8 @@ public final class TransformServer {
     public let netstringServer: TCPServer
     /// The line port's service; its `port` is set once bound.
     public let lineServer: TCPServer
+    /// The HTTP port's service, when there is one; its `port` is set once bound.
+    public let httpServer: TCPServer?
 
     /// Opens a listening port for a factory: `reactor.listenTCP(...)`, or adopting a socket
     /// inherited from systemd.
@@ -111,17 +135,28 @@ public final class TransformServer {
     ///   - state: the shared state (backend, clock, thread pool, limits, log).
     ///   - bindNetstring: opens the netstring port.
     ///   - bindLine: opens the line port.
-    public init(state: ServerState, bindNetstring: @escaping Binder, bindLine: @escaping Binder) {
+    ///   - bindHTTP: opens the HTTP port (protocol-spec/http.md); nil for none.
+    public init(
+        state: ServerState, bindNetstring: @escaping Binder, bindLine: @escaping Binder, bindHTTP: Binder? = nil
+    ) {
         self.state = state
         let netstringFactory = state.limited(NetstringTransformFactory(state: state), port: .netstring)
         let lineFactory = state.limited(LineTransformFactory(state: state), port: .line)
         netstringServer = TCPServer(name: "netstring", bind: { try bindNetstring(netstringFactory) })
         lineServer = TCPServer(name: "line", bind: { try bindLine(lineFactory) })
+        if let bindHTTP {
+            let httpFactory = state.limited(HTTPTransformFactory(state: state), port: .http)
+            httpServer = TCPServer(name: "http", bind: { try bindHTTP(httpFactory) })
+        } else {
+            httpServer = nil
+        }
         root = MultiService(name: "transform-server")
         // Names are distinct, so adding cannot fail.
         try? root.addService(ConnectionDrainService(state: state))
         try? root.addService(netstringServer)
         try? root.addService(lineServer)
+        if let httpServer { try? root.addService(httpServer) }
+        try? root.addService(ReadinessService(health: state.health))
     }
 
     /// Assembles the server around `backend` (the local ``TransformService`` or a proxy).

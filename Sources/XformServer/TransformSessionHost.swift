@@ -159,7 +159,7 @@ extension TransformSessionHost {
             return
         }
         guard let local = state.localService else {
-            answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+            start({ state.backend.start(name: name, text: text, context: state.context) }, text: text, name: name, style: style)
             return
         }
         let handle: TransformHandle
@@ -168,24 +168,59 @@ extension TransformSessionHost {
         } else if let found = local.lookup(name: name) {
             handle = found
             host.lastHandle = found
-            host.lastHandleCounters = state.stats.counters(for: found.name)
+            host.lastHandleCounters = state.stats.counters(for: found.name, port: port)
         } else {
             answer(local.start(name: name, text: text, context: state.context), name: name, style: style)
             return
         }
         if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
-            ASCIIBytes.isASCII(text), writeFastReply(fast, text: text, style: style)
+            ASCIIBytes.isASCII(text)
         {
-            host.lastHandleCounters?.ok &+= 1
+            if text.count < ServerStats.timedInlineBytes {
+                if writeFastReply(fast, text: text, style: style) {
+                    host.lastHandleCounters?.ok &+= 1
+                    return
+                }
+            } else {
+                let started = state.clock.now
+                if writeFastReply(fast, text: text, style: style) {
+                    host.lastHandleCounters?.ok &+= 1
+                    host.lastHandleCounters?.duration.observe((state.clock.now - started).seconds)
+                    return
+                }
+            }
+        }
+        start({ handle.apply(text, context: state.context) }, text: text, name: name, style: style)
+    }
+
+    /// Answers what `run` produces; an inline outcome for a text of at least
+    /// ``ServerStats/timedInlineBytes`` is timed for the duration histogram (two clock reads are
+    /// noise next to such a transform, and too much next to a small one).
+    @inline(__always)
+    func start(
+        _ run: () -> TransformOutcome, text: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, style: ReplyStyle
+    ) {
+        guard text.count >= ServerStats.timedInlineBytes else {
+            answer(run(), name: name, style: style)
             return
         }
-        answer(handle.apply(text, context: state.context), name: name, style: style)
+        let started = state.clock.now
+        let outcome = run()
+        if case .pending = outcome {} else { observeDuration(since: started, name: name) }
+        answer(outcome, name: name, style: style)
+    }
+
+    /// Records the duration of an inline request of the transform called `name` (a registered one).
+    func observeDuration(since started: Duration, name: UnsafeRawBufferPointer) {
+        let name = String(decoding: name, as: UTF8.self)
+        guard state.backend.catalog.contains(where: { $0.name == name }) else { return }
+        state.stats.observe(state.clock.now - started, transform: name, port: port)
     }
 
     /// Answers a failed request: its error reply, or (where the form has none) a close without
     /// reply after the replies owed before it.
     func fail(_ error: WireError, style: ReplyStyle, countingAs name: UnsafeRawBufferPointer?) {
-        if let name { state.stats.count(transform: String(decoding: name, as: UTF8.self), outcome: error.code) }
+        if let name { state.stats.count(transform: String(decoding: name, as: UTF8.self), port: port, outcome: error.code) }
         debug("request failed: \(error)")
         if let reply = errorReply(error, style: style) {
             send(reply)
@@ -203,15 +238,20 @@ extension TransformSessionHost {
         deferred.addCallbacks(
             { [weak self] bytes in
                 guard let self, self.host.session.isWaiting(ticket) else { return bytes }
-                self.state.stats.count(transform: name, outcome: "ok")
-                self.state.stats.record(latency: self.state.clock.now - started)
+                let latency = self.state.clock.now - started
+                self.state.stats.count(transform: name, port: self.port, outcome: "ok")
+                self.state.stats.record(latency: latency)
+                self.state.stats.observe(latency, transform: name, port: self.port)
                 self.perform(self.host.session.complete(ticket, with: self.successReply(bytes, style: style)))
                 return bytes
             },
             { [weak self] error in
                 guard let self, self.host.session.isWaiting(ticket) else { return [] }
                 let wire = self.state.wireError(error)
-                self.state.stats.count(transform: name, outcome: wire.code)
+                if wire.code != "unknown_transform" {
+                    self.state.stats.count(transform: name, port: self.port, outcome: wire.code)
+                    self.state.stats.observe(self.state.clock.now - started, transform: name, port: self.port)
+                }
                 self.debug("\(name) failed: \(wire)")
                 if let reply = self.errorReply(wire, style: style) {
                     self.perform(self.host.session.complete(ticket, with: reply))
@@ -229,7 +269,7 @@ extension TransformSessionHost {
             c.ok &+= 1
             return
         }
-        let c = state.stats.counters(for: String(decoding: name, as: UTF8.self))
+        let c = state.stats.counters(for: String(decoding: name, as: UTF8.self), port: port)
         host.lastCounters = c
         c.ok &+= 1
     }

@@ -16,7 +16,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
 
-LISTENING = re.compile(r"listening for (netstring|line) requests on (\S+):(\d+)")
+LISTENING = re.compile(r"listening for (netstring|line|http) requests on (\S+):(\d+)")
 
 
 def bin_dir():
@@ -44,7 +44,8 @@ class Server:
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         if wait_ports:
-            self.wait_for(lambda: len(self.ports) == 2, timeout, "both listening lines")
+            want = 3 if "--http-port" in args else 2
+            self.wait_for(lambda: len(self.ports) == want, timeout, "every listening line")
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -82,6 +83,10 @@ class Server:
     @property
     def line_port(self):
         return self.ports["line"]
+
+    @property
+    def http_port(self):
+        return self.ports["http"]
 
     def signal(self, sig):
         if self.proc.poll() is None:

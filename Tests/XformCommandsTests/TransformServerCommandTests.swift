@@ -32,7 +32,8 @@ private func options(_ arguments: [String], cwd: String = "/srv/xform", files: [
 }
 
 private let expectedHelp = """
-    OVERVIEW: Serves text transformations over the netstring and line protocols.
+    OVERVIEW: Serves text transformations over the netstring and line protocols,
+    and HTTP.
 
     Runs in the foreground and logs to standard error unless --daemon is given.
     Every option can also be set in a --config file (key = value, keys are the long
@@ -47,6 +48,9 @@ private let expectedHelp = """
                               log. (default: 10001)
       --line-port <port>      The line port; 0 picks a free port, shown in the log.
                               (default: 10002)
+      --http-port <port>      Also serve HTTP on this port: POST /transform/NAME,
+                              GET /metrics, /healthz, /readyz, /transforms
+                              (default: no HTTP port).
       --max-request-bytes <bytes>
                               The longest request accepted, in bytes: on the
                               netstring port the whole payload, name included
@@ -77,6 +81,10 @@ private let expectedHelp = """
                               counted; 0 disables the cache. (default: 67108864)
       --cache-ttl <duration>  How long the proxy serves a cached result; 0 until
                               evicted. (default: 0)
+      --drain-delay <duration>
+                              On TERM/INT, answer /readyz with 503 and keep serving
+                              this long before the ports close, so load balancers
+                              stop sending first. (default: 0s)
       --log-level <level>     The least severe events logged. (values: trace,
                               debug, info, notice, warning, error, critical;
                               default: info)
@@ -114,10 +122,11 @@ private let expectedHelp = """
       -h, --help              Show help information.
 
     SIGNALS:
-      TERM, INT               Stop gracefully: stop listening, finish the requests
-                              in flight (up to --shutdown-timeout), close, remove
-                              the pidfile, exit 0. A second one exits at once with
-                              status 128+signal.
+      TERM, INT               Stop gracefully: turn unready (/readyz answers 503),
+                              after --drain-delay stop listening, finish the
+                              requests in flight (up to --shutdown-timeout), close,
+                              remove the pidfile, exit 0. A second one exits at
+                              once with status 128+signal.
       HUP                     Reopen the log file (after logrotate moved it).
       USR1                    Rotate the log file now.
       USR2                    Log the server statistics.
@@ -141,7 +150,8 @@ private let expectedHelp = """
       NOTIFY_SOCKET           Readiness (READY=1) and stop (STOPPING=1)
                               notifications for systemd.
       LISTEN_FDS              Listening sockets from systemd, matched by the names
-                              netstring and line (LISTEN_FDNAMES), else by position.
+                              netstring, line and http (LISTEN_FDNAMES), else by
+                              position.
       JOURNAL_STREAM          Standard error is the journal: log in the journal
                               format.
 
@@ -317,6 +327,17 @@ struct TransformServerCommandLineTests {
         #expect(o.rundir == "/var/lib/xform")
         #expect(options(["--shutdown-timeout", "0"])?.shutdownTimeout == nil)
         #expect(options(["--uid", "65534", "-g", "65534"])?.user == "65534")
+    }
+
+    @Test("The HTTP port is off unless given, and the drain delay is 0 unless given")
+    func httpPortAndDrainDelay() {
+        #expect(options([])?.httpPort == nil)
+        #expect(options([])?.drainDelay == .zero)
+        let o = options(["--http-port", "10003", "--drain-delay", "3s"])
+        #expect(o?.httpPort == 10003)
+        #expect(o?.drainDelay == .seconds(3))
+        #expect(options(["--http-port", "0"])?.httpPort == 0)
+        #expect(options(["--http-port", "65536"]) == nil)
     }
 
     @Test("Relative paths are resolved against the starting directory, before any chdir")

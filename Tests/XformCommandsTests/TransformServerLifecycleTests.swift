@@ -47,7 +47,9 @@ private final class Rig {
     var forcedExits: [Int32] = []
     var lifecycle: TransformServerLifecycle!
 
-    init(timeout: Duration? = .seconds(15), withLogFile: Bool = true) {
+    var drains = 0
+
+    init(timeout: Duration? = .seconds(15), withLogFile: Bool = true, drainDelay: Duration = .zero) {
         try? root.addService(service)
         root.startService()
         lifecycle = TransformServerLifecycle(
@@ -55,7 +57,8 @@ private final class Rig {
             logOutput: withLogFile ? output : nil, statsReport: { ["uptime_seconds 3", "bytes_in 10"] },
             openConnections: { 2 }, notifyStopping: { [unowned self] in stoppingNotified += 1 },
             stopReactor: { [unowned self] in reactorStops += 1 },
-            forceExit: { [unowned self] in forcedExits.append($0) })
+            forceExit: { [unowned self] in forcedExits.append($0) }, drainDelay: drainDelay,
+            beginDrain: { [unowned self] in drains += 1 })
     }
 }
 
@@ -79,6 +82,36 @@ struct TransformServerLifecycleTests {
         #expect(rig.clock.pendingCalls.isEmpty)
         #expect(rig.log.contains("received SIGTERM; stopping gracefully (waiting up to 15s)", level: .notice))
         #expect(rig.forcedExits.isEmpty)
+    }
+
+    @Test("With a drain delay, SIGTERM turns the server unready at once and stops the services only after the delay")
+    func drainDelay() throws {
+        let rig = Rig(timeout: .seconds(5), drainDelay: .seconds(3))
+        rig.lifecycle.handle(SIGTERM)
+        #expect(rig.drains == 1)
+        #expect(rig.stoppingNotified == 1)
+        #expect(rig.service.stopCalls == 0)
+        #expect(rig.root.running)
+        rig.clock.advance(by: .milliseconds(2999))
+        #expect(rig.service.stopCalls == 0)
+        rig.clock.advance(by: .milliseconds(1))
+        #expect(rig.service.stopCalls == 1)
+        // The shutdown deadline counts from the end of the delay.
+        rig.clock.advance(by: .milliseconds(4999))
+        #expect(rig.reactorStops == 0)
+        try rig.service.pending?.callback(())
+        #expect(rig.reactorStops == 1)
+        #expect(!rig.lifecycle.deadlineExpired)
+        #expect(rig.log.contains("unready; serving for 3s more before closing the ports", level: .info))
+    }
+
+    @Test("A second SIGTERM during the drain delay exits at once")
+    func secondSignalDuringDelay() {
+        let rig = Rig(drainDelay: .seconds(3))
+        rig.lifecycle.handle(SIGTERM)
+        rig.lifecycle.handle(SIGTERM)
+        #expect(rig.forcedExits == [128 + SIGTERM])
+        #expect(rig.service.stopCalls == 0)
     }
 
     @Test("SIGINT stops gracefully like SIGTERM")
