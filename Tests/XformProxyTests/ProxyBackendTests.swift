@@ -332,8 +332,9 @@ struct ProxyBackendTests {
         ] {
             #expect(names.contains(n), "missing \(n)")
         }
-        // Two attempts: the ?list (answered at once) and the held call (5 ms).
-        #expect(t.figure("upstream_0_attempts") == 2)
+        // Three attempts: the ?list and the client's ?limits (answered at once), and the held
+        // call (5 ms).
+        #expect(t.figure("upstream_0_attempts") == 3)
         #expect(t.figure("upstream_0_latency_p50_ms") == 0)
         #expect(t.figure("upstream_0_latency_p99_ms")! >= 5)
     }
