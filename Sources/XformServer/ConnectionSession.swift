@@ -41,6 +41,26 @@ struct ConnectionSession<Waiter> {
     struct Configuration {
         /// The most replies being computed at once; delivery pauses at this many.
         var maxPendingRequests: Int
+        /// Close when no request completed for this long while nothing is owed (nil: never).
+        var idleTimeout: Duration? = nil
+        /// Close when a request is not complete this long after its first byte (nil: never).
+        var requestTimeout: Duration? = nil
+    }
+
+    /// Why a deadline closed the connection.
+    enum Expiry: Equatable {
+        /// No complete request for the idle timeout.
+        case idle(Duration)
+        /// A request still incomplete the request timeout after its first byte.
+        case request(Duration)
+
+        /// The code it is counted (and, on the line port, announced) under.
+        var code: String {
+            switch self {
+            case .idle: return "idle_timeout"
+            case .request: return "request_timeout"
+            }
+        }
     }
 
     /// A reply's place in the order.
@@ -72,9 +92,41 @@ struct ConnectionSession<Waiter> {
     private(set) var draining = false
     /// An original-form request arrived in the current read.
     private var originalInBatch = false
+    /// A request was received (replied to or awaited) since the last read ended.
+    private var requestInRead = false
+    /// At least one request was received on this connection.
+    private(set) var hasCompletedRequest = false
+    /// When the idle period started: the connection's start, the last complete request, or the
+    /// last owed reply sent.
+    private(set) var quietSince: Duration
+    /// When the first byte of the request still incomplete arrived, if one is.
+    private(set) var requestStartedAt: Duration?
 
-    init(configuration: Configuration) {
+    init(configuration: Configuration, now: Duration = .zero) {
         self.configuration = configuration
+        self.quietSince = now
+    }
+
+    /// The earliest moment a deadline may close the connection, if any applies now.
+    var nextDeadline: Duration? {
+        guard !finished else { return nil }
+        var deadline: Duration?
+        if let idle = configuration.idleTimeout, slots.isEmpty { deadline = quietSince + idle }
+        if let limit = configuration.requestTimeout, let started = requestStartedAt {
+            let d = started + limit
+            deadline = deadline.map { min($0, d) } ?? d
+        }
+        return deadline
+    }
+
+    /// Which deadline has passed at `now`, if one has.
+    func expiry(at now: Duration) -> Expiry? {
+        guard !finished else { return nil }
+        if let limit = configuration.requestTimeout, let started = requestStartedAt, now >= started + limit {
+            return .request(limit)
+        }
+        if let idle = configuration.idleTimeout, slots.isEmpty, now >= quietSince + idle { return .idle(idle) }
+        return nil
     }
 
     /// True when a reply may go straight to the transport: nothing is owed before it.
@@ -91,10 +143,17 @@ struct ConnectionSession<Waiter> {
         originalInBatch = true
     }
 
+    /// A request was answered straight to the transport (the hot path, when ``mayWriteNow``).
+    @inline(__always)
+    mutating func repliedDirectly() {
+        requestInRead = true
+    }
+
     /// A reply is ready now: written at once, or queued behind the replies still owed.
     mutating func reply(_ bytes: [UInt8]) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         guard !finished else { return actions }
+        requestInRead = true
         if slots.isEmpty {
             actions.writes.append(bytes)
         } else {
@@ -110,6 +169,7 @@ struct ConnectionSession<Waiter> {
     /// - Returns: the ticket to complete it with, and the actions (delivery pauses at the limit).
     mutating func await(_ waiter: Waiter) -> (ticket: Int, actions: SessionActions<Waiter>) {
         var actions = SessionActions<Waiter>()
+        requestInRead = true
         let ticket = removed + slots.count
         slots.append(.waiting(waiter))
         waitingCount += 1
@@ -120,9 +180,13 @@ struct ConnectionSession<Waiter> {
         return (ticket, actions)
     }
 
-    /// The reply of `ticket` is ready: the replies now at the head of the order go out.
-    mutating func complete(_ ticket: Int, with bytes: [UInt8]) -> SessionActions<Waiter> {
+    /// The time of the last completion, for the idle period after owed replies.
+    private var lastEventTime: Duration = .zero
+
+    /// The reply of `ticket` is ready at `now`: the replies now at the head of the order go out.
+    mutating func complete(_ ticket: Int, with bytes: [UInt8], now: Duration = .zero) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
+        lastEventTime = now
         guard !finished, take(ticket) else { return actions }
         slots[ticket - removed] = .ready(bytes)
         queuedBytes += bytes.count
@@ -196,6 +260,7 @@ struct ConnectionSession<Waiter> {
         }
         slots.removeFirst(taken)
         removed += taken
+        if taken > 0, slots.isEmpty { quietSince = lastEventTime }
         if deliveryPaused, waitingCount < configuration.maxPendingRequests, acceptsRequests {
             deliveryPaused = false
             actions.delivery = .resume
@@ -220,9 +285,21 @@ struct ConnectionSession<Waiter> {
         return actions
     }
 
-    /// The protocol has handled every request of one read.
-    mutating func readEnded() -> SessionActions<Waiter> {
+    /// The protocol has handled every request of one read, read at `now`; `partialRequest` tells
+    /// whether part of a request is still waiting for more bytes (it starts the request
+    /// deadline; a complete request restarts the idle period).
+    mutating func readEnded(now: Duration = .zero, partialRequest: Bool = false) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
+        if requestInRead {
+            requestInRead = false
+            hasCompletedRequest = true
+            quietSince = now
+            requestStartedAt = partialRequest ? now : nil
+        } else if partialRequest {
+            if requestStartedAt == nil { requestStartedAt = now }
+        } else {
+            requestStartedAt = nil
+        }
         if originalInBatch {
             // The original server answered one read's requests, then closed.
             originalInBatch = false
@@ -254,11 +331,28 @@ struct ConnectionSession<Waiter> {
         return actions
     }
 
-    /// No traffic for the idle timeout: close.
-    mutating func idleTimedOut() -> SessionActions<Waiter> {
+    /// When the connection started.
+    private(set) var openedAt: Duration = .zero
+
+    /// The connection starts at `now` (its first idle period).
+    mutating func start(now: Duration) {
+        quietSince = now
+        openedAt = now
+    }
+
+    /// A timer fired at `now`: if a deadline has passed, the connection closes, after the notice
+    /// `notice` gives for it (the line port says why) when nothing is owed.
+    mutating func deadlineCheck(at now: Duration, notice: (Expiry) -> [UInt8]?) -> (Expiry?, SessionActions<Waiter>) {
+        guard let expired = expiry(at: now) else { return (nil, SessionActions()) }
+        return (expired, idleTimedOut(notice: notice(expired)))
+    }
+
+    /// The idle timeout: close, after `notice` (the line port says why) when nothing is owed.
+    mutating func idleTimedOut(notice: [UInt8]? = nil) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         guard !finished else { return actions }
         acceptsRequests = false
+        if let notice, slots.isEmpty { actions.writes.append(notice) }
         finish(&actions)
         return actions
     }

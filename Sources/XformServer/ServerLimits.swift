@@ -5,8 +5,13 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxRequestBytes: Int = 99_999
     /// The longest line on the line port, in bytes (Twisted's `LineReceiver.MAX_LENGTH`).
     public var maxLineLength: Int = 16_384
-    /// Connections with no traffic for this long are closed; nil disables the timeout.
+    /// Connections with no complete request for this long (while no reply is owed) are closed;
+    /// nil disables the timeout (protocol-spec/netstring.md 4).
     public var idleTimeout: Duration? = .seconds(120)
+    /// A request must be complete this long after its first byte arrived, or the connection is
+    /// closed (nginx's `client_header_timeout`/`client_body_timeout`): a client trickling bytes
+    /// cannot hold a connection. 30 s lets a 99,999-byte request through at 4 KB/s; nil disables.
+    public var requestTimeout: Duration? = .seconds(30)
     /// The most open connections per port; more are closed at once.
     public var maxConnections: Int = 1_024
     /// The most requests one connection may have waiting for their replies; reading stops beyond.

@@ -7,6 +7,13 @@ protocol DrainableConnection: AnyObject {
     func drain()
     /// Where ``ServerState`` keeps it (moved when another connection leaves).
     var registryIndex: Int { get set }
+    /// The port it came in on.
+    var port: ServerPort { get }
+    /// When it was opened, if it may be evicted to make room: it has not completed a request
+    /// and owes nothing. Nil otherwise.
+    var evictableSince: Duration? { get }
+    /// Closes it to make room for a new connection.
+    func evict()
 }
 
 /// The state every connection of one server shares: the backend that runs requests, the
@@ -102,6 +109,25 @@ public final class ServerState {
         let d = Deferred<Void>()
         drainWaiters.append(d)
         return d
+    }
+
+    /// At the connection limit of `port`: closes the oldest connection that has not completed a
+    /// request (a slow or silent client), so a handful of those cannot fill the server.
+    ///
+    /// - Returns: true if one was closed.
+    func evictOldestNewcomer(port: ServerPort) -> Bool {
+        var victim: (any DrainableConnection)?
+        var oldest = Duration.zero
+        for c in connections where c.port == port {
+            if let since = c.evictableSince, victim == nil || since < oldest {
+                victim = c
+                oldest = since
+            }
+        }
+        guard let victim else { return false }
+        stats.connectionEvicted()
+        victim.evict()
+        return true
     }
 
     /// The transforms served, sorted by name.

@@ -39,6 +39,7 @@ extension ServerState {
     /// port); refusals are counted and logged.
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
+        limit.makeRoom = { [weak self] in self?.evictOldestNewcomer(port: port) ?? false }
         limit.onRefused = { [weak self] peer in
             guard let self else { return }
             self.stats.connectionRefused()
