@@ -243,16 +243,19 @@ final class TransformServerRunner {
             output = FileDescriptorOutput(fd: 1)
             format = options.logFormat ?? .text
         case .file(let path):
+            format = options.logFormat ?? .text
+            // A failed rotation on size is written into the file as an error line like the others.
+            let formatter = DaemonLogHandler(format: format, output: FileDescriptorOutput(fd: -1))
             do throws(DaemonFailure) {
                 let file = try LogFile(
-                    path: path, rotateLength: options.logMaxSize, maxRotatedFiles: options.logMaxFiles)
+                    path: path, rotateLength: options.logMaxSize, maxRotatedFiles: options.logMaxFiles,
+                    failureLine: { formatter.formatLine(LogRecord(level: .error, system: "log", message: $0)) })
                 logFile = file
                 output = file
             } catch {
                 throw StartupFailure(error.exitStatus, "\(error.message)")
             }
             logToFile = true
-            format = options.logFormat ?? .text
         }
         return DaemonLogHandler(format: format, minimumLevel: options.logLevel, output: output)
     }

@@ -36,8 +36,8 @@ public struct TransformServerOptions: Sendable, Equatable {
     public var logDestination: TransformServerLogDestination = .standardError
     /// The log file's rotation size in bytes; 0 disables size rotation.
     public var logMaxSize = LogFile.defaultRotateLength
-    /// How many rotated log files to keep; `nil` keeps them all.
-    public var logMaxFiles: Int?
+    /// How many rotated log files to keep (5 by default, at most 1,000).
+    public var logMaxFiles = LogFile.defaultMaxRotatedFiles
     /// True for `--daemon`: re-exec in the background and return once serving.
     public var daemon = false
     /// The absolute pidfile path, or `nil` for none.
@@ -127,7 +127,8 @@ extension TransformServerCommand {
                 "log-max-size", valueName: "bytes", help: "Rotate the log file before it passes this size; 0 never does.",
                 default: String(LogFile.defaultRotateLength)),
             .option(
-                "log-max-files", valueName: "count", help: "Keep at most this many rotated log files (default: all)."),
+                "log-max-files", valueName: "count", help: "Keep at most this many rotated log files (1-1000).",
+                default: String(LogFile.defaultMaxRotatedFiles)),
             .flag(
                 "daemon",
                 help: "Run in the background; the command returns once the server is serving, or fails with the "
@@ -230,7 +231,7 @@ extension TransformServerCommand {
             return f
         } ?? nil
         o.logMaxSize = try parsed.int("log-max-size", in: 0...Int.max) ?? o.logMaxSize
-        o.logMaxFiles = try parsed.int("log-max-files", in: 1...1_000_000)
+        o.logMaxFiles = try parsed.int("log-max-files", in: 1...LogFile.maxRotatedFilesLimit) ?? o.logMaxFiles
         o.umask = try parsed.umask("umask")
         let rundir = try parsed.value("rundir") { (text) throws(ValueParseError) in
             guard !text.isEmpty else { throw ValueParseError("expected a directory") }

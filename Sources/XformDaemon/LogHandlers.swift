@@ -9,16 +9,18 @@ public protocol LogOutput: Sendable {
     /// Writes one complete line (it already ends with a newline).
     func write(_ line: String)
     /// Closes and reopens the destination by name (SIGHUP, for logrotate's `create` mode).
-    func reopen()
+    /// - Returns: nil on success, else why it failed (the old destination stays in use).
+    @discardableResult func reopen() -> String?
     /// Rotates the destination now (SIGUSR1).
-    func rotate()
+    /// - Returns: nil on success, else why it failed (the old destination stays in use).
+    @discardableResult func rotate() -> String?
 }
 
 extension LogOutput {
     /// Outputs without a name to reopen do nothing.
-    public func reopen() {}
+    @discardableResult public func reopen() -> String? { nil }
     /// Outputs without files to rotate do nothing.
-    public func rotate() {}
+    @discardableResult public func rotate() -> String? { nil }
 }
 
 /// Writes log lines to a file descriptor that stays open: standard error by default.

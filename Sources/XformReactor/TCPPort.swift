@@ -18,9 +18,18 @@ final class TCPPort: IOHandler, ListeningPort {
         super.init(fd: fd)
     }
 
+    /// The most connections ``stopListening()`` accepts from the queue before closing.
+    static let maxDrainedOnStop = 4096
+
     override func handleEvent(_ events: UInt32) {
+        acceptPending(limit: reactor.configuration.maxAcceptsPerEvent)
+    }
+
+    /// Accepts until the queue is empty (`EAGAIN`) or `limit` connections were accepted, and
+    /// hands each to the factory.
+    func acceptPending(limit: Int) {
         var accepted = 0
-        while listening && accepted < reactor.configuration.maxAcceptsPerEvent {
+        while listening && accepted < limit {
             var raw = RawAddress()
             let cfd = withUnsafeMutablePointer(to: &raw.storage) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { cxf_accept4(fd, $0, &raw.length) }
@@ -65,17 +74,25 @@ final class TCPPort: IOHandler, ListeningPort {
         }
     }
 
+    /// Stops accepting. Connections already in the kernel's accept queue are accepted first and
+    /// handed to the factory (which may answer them `shutting_down`, or close them), rather than
+    /// reset by the close: issue 10 §5, a connection arriving just after SIGTERM got a reset.
     func stopListening() -> Deferred<Void> {
-        if listening {
-            listening = false
-            reactor.unregister(self)
-            closeFD(fd)
-            reactor.portStopped(factory)
-        }
+        stop(drainingQueue: true)
         return succeed(())
     }
 
-    override func reactorShutdown() { _ = stopListening() }
+    func stop(drainingQueue: Bool) {
+        guard listening else { return }
+        if drainingQueue { acceptPending(limit: Self.maxDrainedOnStop) }
+        listening = false
+        reactor.unregister(self)
+        closeFD(fd)
+        reactor.portStopped(factory)
+    }
+
+    // The reactor is going away: nothing could serve the queued connections any more.
+    override func reactorShutdown() { stop(drainingQueue: false) }
 
     override func reactorDeinit() {
         guard listening else { return }

@@ -18,7 +18,7 @@ public final class EpollThreading: ReactorThreading {
         var calls: [@Sendable () -> Void] = []
         var sleeping = false
     }
-    let queue = Mutex(Queue())
+    let queue = PthreadMutex(Queue())  // not Mutex: TSan cannot see Mutex's futex slow path
     /// Set by ``requestStop()``; the reactor turns it into ``EpollReactor/stop()``.
     let stopRequested = Atomic<Bool>(false)
     /// The `pthread_t` of the thread running the reactor.
@@ -130,7 +130,7 @@ final class WorkerPool: Sendable {
         var stopping = false
     }
 
-    let state = Mutex(State())
+    let state = PthreadMutex(State())  // not Mutex: TSan cannot see Mutex's futex slow path
     let available = DispatchSemaphore(value: 0)
     let maxThreads: Int
 

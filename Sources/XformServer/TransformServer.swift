@@ -9,6 +9,9 @@ public class TransformProtocolFactory: ServerFactory {
     public let state: ServerState
     let make: (ServerState, SocketAddress) -> any ConnectionProtocol
 
+    /// Summarises this port's refused connections (set by ``ServerState/limited(_:port:)``).
+    var refusals: EventSummarizer?
+
     init(state: ServerState, make: @escaping (ServerState, SocketAddress) -> any ConnectionProtocol) {
         self.state = state
         self.make = make
@@ -18,6 +21,9 @@ public class TransformProtocolFactory: ServerFactory {
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
         make(state, peer)
     }
+
+    /// The port stopped listening: writes the pending refusal summary.
+    public func stopFactory() { refusals?.flush() }
 }
 
 /// Builds netstring transform protocols (protocol-spec/netstring.md).
@@ -40,10 +46,15 @@ extension ServerState {
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
         limit.makeRoom = { [weak self] in self?.evictOldestNewcomer(port: port) ?? false }
+        // The first refusal is logged in full, then one summary line per 10 s (issue 10 §4).
+        let refusals = EventSummarizer(clock: clock, emit: { [logger] in logger.info($0) }) { n, t in
+            "refused \(EventSummarizer.describe(n)) \(port.rawValue) connections in the last "
+                + "\(EventSummarizer.describe(interval: t)) (connection limit reached)"
+        }
+        factory.refusals = refusals
         limit.onRefused = { [weak self] peer in
-            guard let self else { return }
-            self.stats.connectionRefused()
-            self.logger.info("refusing \(port.rawValue) connection from \(peer): connection limit reached")
+            self?.stats.connectionRefused()
+            refusals.record("refusing \(port.rawValue) connection from \(peer): connection limit reached")
         }
         return limit
     }

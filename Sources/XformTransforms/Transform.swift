@@ -25,24 +25,73 @@ public struct Transform {
     public let body: Body
     /// The byte loop giving the same bytes as `body` on all-ASCII input, if the transform has one.
     public let asciiFastPath: ASCIIFastPath?
+    /// What the transform costs per input byte: with ``TransformContext/inlineBudget``, decides
+    /// which requests run inline and which go to the thread pool.
+    public let cost: TransformCost
 
-    /// Makes a transform description.
-    public init(name: String, summary: String, body: Body, asciiFastPath: ASCIIFastPath? = nil) {
+    /// Makes a transform description. `cost` defaults to ``TransformCost/unknown``.
+    public init(
+        name: String, summary: String, body: Body, asciiFastPath: ASCIIFastPath? = nil,
+        cost: TransformCost = .unknown
+    ) {
         self.name = name
         self.summary = summary
         self.body = body
         self.asciiFastPath = asciiFastPath
+        self.cost = cost
     }
+}
+
+/// A transform's cost class: its estimated CPU time per input byte, on the ASCII fast path and
+/// on any other input. Estimates are the worst rates `xform-bench linear` measured over the
+/// pathological inputs of ``PathologicalText`` (release build, on the project's shared 2-core
+/// machine under load), rounded up; every built-in transform is linear in its input, so time
+/// is bytes × rate.
+public struct TransformCost: Sendable, Equatable {
+    /// Nanoseconds per byte when the input is all ASCII and the transform has a fast path.
+    public var asciiNanosecondsPerByte: Double
+    /// Nanoseconds per byte for any other input (decoding, Unicode tables, segmentation).
+    public var nanosecondsPerByte: Double
+
+    /// Makes a cost class.
+    public init(asciiNanosecondsPerByte: Double, nanosecondsPerByte: Double) {
+        self.asciiNanosecondsPerByte = asciiNanosecondsPerByte
+        self.nanosecondsPerByte = nanosecondsPerByte
+    }
+
+    /// A byte loop (rot13): cheap on any input.
+    public static let bytewise = TransformCost(asciiNanosecondsPerByte: 0.5, nanosecondsPerByte: 4)
+    /// Table-driven Unicode case mapping (`upper`, `cummingsify`, `title`); the worst input is
+    /// outside the BMP (regional indicators: 52 ns/B), where the tables fall back to the runtime.
+    public static let caseMapping = TransformCost(asciiNanosecondsPerByte: 0.5, nanosecondsPerByte: 55)
+    /// Work over Unicode scalar properties (`wordcount`: 38 ns/B at worst).
+    public static let scalarProperties = TransformCost(asciiNanosecondsPerByte: 40, nanosecondsPerByte: 40)
+    /// Grapheme-cluster segmentation (`reverse`: 35 ns/B at worst, on a run of capital sigmas).
+    public static let graphemes = TransformCost(asciiNanosecondsPerByte: 0.5, nanosecondsPerByte: 40)
+    /// Transforms registered without an estimate: assumed costlier than any built-in, so a
+    /// custom transform on a big input goes to the pool rather than stall the reactor.
+    public static let unknown = TransformCost(asciiNanosecondsPerByte: 60, nanosecondsPerByte: 60)
 }
 
 /// What a transform call may use: the reactor's clock, a thread pool, and the size limits.
 ///
 /// A server builds one and passes it to every call; nothing in it is per-request.
+///
+/// **Which work runs inline.** A synchronous transform runs on the calling (reactor) thread only
+/// if its estimated time, input bytes × the transform's ``TransformCost`` rate (the ASCII rate
+/// when the input is all ASCII and the transform has a fast path), fits in ``inlineBudget``,
+/// and the input is at most ``offloadThreshold`` bytes. Anything else goes to ``threadPool``
+/// (when there is one), so no single request can hold the reactor much longer than the budget
+/// (issue 10 §3). With the defaults (1 ms), non-ASCII text is inline up to about 18 KB for the
+/// case mappings, 25 KB for `reverse` and `wordcount`, 16 KB for custom transforms; ASCII fast
+/// paths up to the 64 KiB threshold.
 public struct TransformContext {
     /// The default ``offloadThreshold``: 64 KiB.
     public static let defaultOffloadThreshold = 64 * 1024
     /// The default ``maximumInputBytes``: 16 MiB.
     public static let defaultMaximumInputBytes = 16 * 1024 * 1024
+    /// The default ``inlineBudget``: 1 ms of estimated CPU time per request.
+    public static let defaultInlineBudget: Duration = .milliseconds(1)
 
     /// The clock for asynchronous transforms (`slowcummingsify`).
     public var clock: any ReactorTime
@@ -53,17 +102,44 @@ public struct TransformContext {
     public var offloadThreshold: Int
     /// Inputs longer than this many bytes fail with ``TransformError/tooLarge``.
     public var maximumInputBytes: Int
+    /// The most estimated CPU time a synchronous request may take inline (see the type's
+    /// documentation); costlier requests go to ``threadPool``.
+    public var inlineBudget: Duration {
+        didSet { inlineBudgetNanoseconds = Self.nanoseconds(inlineBudget) }
+    }
+    /// ``inlineBudget`` in nanoseconds, kept so the per-request check is one multiplication.
+    private(set) var inlineBudgetNanoseconds: Double
 
     /// Makes a context.
     public init(
         clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
         offloadThreshold: Int = TransformContext.defaultOffloadThreshold,
-        maximumInputBytes: Int = TransformContext.defaultMaximumInputBytes
+        maximumInputBytes: Int = TransformContext.defaultMaximumInputBytes,
+        inlineBudget: Duration = TransformContext.defaultInlineBudget
     ) {
         self.clock = clock
         self.threadPool = threadPool
         self.offloadThreshold = offloadThreshold
         self.maximumInputBytes = maximumInputBytes
+        self.inlineBudget = inlineBudget
+        self.inlineBudgetNanoseconds = Self.nanoseconds(inlineBudget)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Double {
+        let (seconds, attoseconds) = d.components
+        return Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+    }
+
+    /// True when a synchronous transform of `byteCount` bytes must leave the calling thread:
+    /// over ``offloadThreshold``, or estimated over ``inlineBudget``. `isASCII` is asked only
+    /// when the answer depends on it (never for small inputs).
+    @inline(__always)
+    func exceedsInlineBudget(_ byteCount: Int, cost: TransformCost, hasFastPath: Bool, isASCII: () -> Bool) -> Bool {
+        if byteCount > offloadThreshold { return true }
+        let bytes = Double(byteCount)
+        if bytes * cost.nanosecondsPerByte <= inlineBudgetNanoseconds { return false }
+        if hasFastPath, bytes * cost.asciiNanosecondsPerByte <= inlineBudgetNanoseconds, isASCII() { return false }
+        return true
     }
 }
 
@@ -129,15 +205,19 @@ public final class TransformHandle {
     /// - Returns: ``TransformOutcome/done(_:)`` when computed inline;
     ///   ``TransformOutcome/failed(_:)`` with ``TransformError/tooLarge`` beyond
     ///   ``TransformContext/maximumInputBytes``, ``TransformError/invalidUTF8`` for malformed
-    ///   input (checked inline below the offload threshold, on the pool above it), or the
+    ///   input (checked inline when the work is inline, on the pool otherwise), or the
     ///   transform's own failure; ``TransformOutcome/pending(_:)`` for asynchronous transforms
-    ///   and for inputs above ``TransformContext/offloadThreshold`` when a pool is given.
+    ///   and, when a pool is given, for inputs above ``TransformContext/offloadThreshold`` or
+    ///   estimated above ``TransformContext/inlineBudget``.
     public func apply(_ input: UnsafeRawBufferPointer, context: TransformContext) -> TransformOutcome {
         if input.count > context.maximumInputBytes { return .failed(.tooLarge) }
         switch transform.body {
         case .synchronous(let body):
             let fast = transform.asciiFastPath
-            if input.count > context.offloadThreshold, let pool = context.threadPool {
+            if let pool = context.threadPool,
+                context.exceedsInlineBudget(
+                    input.count, cost: transform.cost, hasFastPath: fast != nil, isASCII: { ASCIIBytes.isASCII(input) })
+            {
                 let copy = [UInt8](input)
                 return .pending(pool.deferToThread { try Self.run(copy, body, fast).get() })
             }

@@ -92,7 +92,8 @@ public final class TransformService: Service {
     /// Transforms `text` with the transform called `name`: the API for callers with Strings.
     ///
     /// Runs exactly as a server request does (``TransformHandle/apply(_:context:)``): inline, or
-    /// on the context's pool for texts longer than its offload threshold.
+    /// on the context's pool for texts longer than its offload threshold or estimated over its
+    /// inline budget (see ``TransformContext``).
     ///
     /// - Returns: a Deferred of the text. It fails with ``TransformError/invalidName``,
     ///   ``TransformError/unknownTransform(_:)``, ``TransformError/tooLarge`` or the

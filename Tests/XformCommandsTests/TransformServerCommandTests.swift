@@ -77,8 +77,8 @@ private let expectedHelp = """
                               --daemon.
       --log-max-size <bytes>  Rotate the log file before it passes this size; 0
                               never does. (default: 1000000)
-      --log-max-files <count> Keep at most this many rotated log files (default:
-                              all).
+      --log-max-files <count> Keep at most this many rotated log files (1-1000).
+                              (default: 5)
       --daemon                Run in the background; the command returns once the
                               server is serving, or fails with the server's error.
       -n, --nodaemon          Run in the foreground (the default); overrides

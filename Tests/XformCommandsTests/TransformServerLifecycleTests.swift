@@ -7,12 +7,19 @@ import XformTesting
 
 @testable import XformCommands
 
-/// Counts reopen and rotate requests.
+/// Counts reopen and rotate requests; fails rotations while `failure` is set.
 private final class SpyLogOutput: LogOutput {
     let counts = Mutex((reopened: 0, rotated: 0))
+    let failure = Mutex<String?>(nil)
     func write(_ line: String) {}
-    func reopen() { counts.withLock { $0.reopened += 1 } }
-    func rotate() { counts.withLock { $0.rotated += 1 } }
+    func reopen() -> String? {
+        counts.withLock { $0.reopened += 1 }
+        return nil
+    }
+    func rotate() -> String? {
+        counts.withLock { $0.rotated += 1 }
+        return failure.withLock { $0 }
+    }
 }
 
 /// A service whose stop completes when the test says so (open connections draining).
@@ -135,12 +142,38 @@ struct TransformServerLifecycleTests {
         let rig = Rig()
         rig.lifecycle.handle(SIGHUP)
         rig.lifecycle.handle(SIGUSR1)
+        rig.clock.advance(by: .seconds(2))
         rig.lifecycle.handle(SIGUSR1)
         #expect(rig.output.counts.withLock { $0.reopened } == 1)
         #expect(rig.output.counts.withLock { $0.rotated } == 2)
         #expect(rig.lifecycle.state == .running && rig.service.stopCalls == 0)
         #expect(rig.log.contains("received SIGHUP; reopened the log file", level: .info))
         #expect(rig.log.contains("log file rotated", level: .info))
+    }
+
+    @Test("A burst of SIGUSR1 costs one rotation now and one merged rotation a second later")
+    func rotationBurstCoalesced() {
+        let rig = Rig()
+        for _ in 0..<1000 { rig.lifecycle.handle(SIGUSR1) }
+        #expect(rig.output.counts.withLock { $0.rotated } == 1)
+        rig.clock.advance(by: .milliseconds(999))
+        #expect(rig.output.counts.withLock { $0.rotated } == 1)
+        rig.clock.advance(by: .milliseconds(1))
+        #expect(rig.output.counts.withLock { $0.rotated } == 2)
+        #expect(rig.log.contains("log file rotated (999 more SIGUSR1 merged into this rotation)", level: .info))
+        rig.clock.advance(by: .seconds(5))
+        #expect(rig.output.counts.withLock { $0.rotated } == 2)
+        #expect(rig.clock.pendingCalls.isEmpty)
+    }
+
+    @Test("A failed rotation is logged as an error in the log itself, never as rotated")
+    func rotationFailureLogged() {
+        let rig = Rig()
+        rig.output.failure.withLock { $0 = "cannot rotate log file: rename /x/log: Permission denied" }
+        rig.lifecycle.handle(SIGUSR1)
+        #expect(rig.log.contains("could not rotate the log file", level: .error))
+        #expect(rig.log.contains("Permission denied", level: .error))
+        #expect(!rig.log.contains("log file rotated"))
     }
 
     @Test("SIGHUP and SIGUSR1 are harmless when logging to a stream")

@@ -227,12 +227,60 @@ struct LogFileTests {
         // log.1 is a directory: deleting it to make room fails with EISDIR, even for root.
         #expect(mkdir(path + ".1", 0o700) == 0)
         defer { rmdir(path + ".1") }
-        log.rotate()
-        #expect(reports.all == ["cannot rotate log file: unlink \(path).1: Is a directory"])
+        #expect(log.rotate() == "cannot rotate log file: rename \(path): Is a directory")
+        #expect(reports.all.isEmpty)  // rotate() returns the failure; the caller logs it
         log.write("two\n")
         #expect(readFile(path) == "one\ntwo\n")
         #expect(log.size == 8)
-        #expect(reports.all.count == 1)
+        #expect(reports.all.isEmpty)
+    }
+
+    @Test("A failed rotation on size is written into the log itself, and writing goes on")
+    func sizeRotationFailureInLog() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("log")
+        let reports = MessageRecorder()
+        let log = try LogFile(path: path, rotateLength: 8, maxRotatedFiles: 1, reportError: { reports.record($0) })
+        log.write("one\n")
+        #expect(mkdir(path + ".1", 0o700) == 0)
+        defer { rmdir(path + ".1") }
+        log.write("two and more\n")
+        let failure = "cannot rotate log file: rename \(path): Is a directory"
+        #expect(readFile(path) == "one\nlog rotation failed: \(failure)\ntwo and more\n")
+        #expect(reports.all == [failure])
+    }
+
+    @Test("Rotation renames only the kept files: files beyond the maximum are pruned once, at open")
+    func rotationCostBounded() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("log")
+        // 300 rotated files left by an earlier setting that kept everything.
+        for n in 1...300 { #expect(writeFile(path + ".\(n)", "old \(n)\n")) }
+        let log = try LogFile(path: path, rotateLength: 0, maxRotatedFiles: 3)
+        #expect(log.rotatedFiles() == [path + ".1", path + ".2", path + ".3"])
+        log.write("new\n")
+        #expect(log.rotate() == nil)
+        #expect(log.rotatedFiles() == [path + ".1", path + ".2", path + ".3"])
+        #expect(readFile(path + ".1") == "new\n")
+        #expect(readFile(path + ".2") == "old 1\n")
+        #expect(readFile(path + ".3") == "old 2\n")
+    }
+
+    @Test("The default keeps five rotated files")
+    func defaultMaxFiles() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("log")
+        let log = try LogFile(path: path, rotateLength: 0)
+        #expect(log.maxRotatedFiles == 5)
+        for i in 1...8 {
+            log.write("line \(i)\n")
+            #expect(log.rotate() == nil)
+        }
+        #expect(log.rotatedFiles().count == 5)
+        #expect(readFile(path + ".5") == "line 4\n")
     }
 
     @Test("Rotating after the live file was deleted starts a new file")

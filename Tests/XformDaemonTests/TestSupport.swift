@@ -44,6 +44,16 @@ func readFile(_ path: String) -> String? {
 
 func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+/// Creates (or truncates) `path` with `text`; false if it cannot.
+@discardableResult
+func writeFile(_ path: String, _ text: String) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var text = text
+    return text.withUTF8 { write(fd, $0.baseAddress, $0.count) == $0.count }
+}
+
 /// Collects reported messages (thread-safe).
 final class MessageRecorder: Sendable {
     private let messages = Mutex<[String]>([])
