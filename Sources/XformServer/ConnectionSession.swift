@@ -45,6 +45,9 @@ struct ConnectionSession<Waiter> {
         var idleTimeout: Duration? = nil
         /// Close when a request is not complete this long after its first byte (nil: never).
         var requestTimeout: Duration? = nil
+        /// Delivery pauses while this many bytes are pending: inputs of the replies being
+        /// computed and replies queued behind them.
+        var maxPendingBytes: Int = .max
     }
 
     /// Why a deadline closed the connection.
@@ -66,7 +69,7 @@ struct ConnectionSession<Waiter> {
     /// A reply's place in the order.
     enum Slot {
         case ready([UInt8])
-        case waiting(Waiter)
+        case waiting(Waiter, cost: Int)
         /// Close when this place is reached; nothing after it is sent.
         case close
     }
@@ -86,8 +89,15 @@ struct ConnectionSession<Waiter> {
     private(set) var closesWhenIdle = false
     /// The close was asked of the protocol (or the connection is gone): nothing more happens.
     private(set) var finished = false
-    /// Delivery is paused by the pending limit.
+    /// Delivery is paused by the pending limits or the server's budget.
     private(set) var deliveryPaused = false
+    /// Input bytes of the replies being computed.
+    private(set) var awaitedBytes = 0
+    /// The server is over its budget for pending work and this connection holds much of it.
+    private(set) var throttled = false
+
+    /// Bytes held for this connection's pending work: inputs being transformed, replies queued.
+    var pendingBytes: Int { awaitedBytes + queuedBytes }
     /// The server is shutting down: requests still read are answered `shutting_down`.
     private(set) var draining = false
     /// An original-form request arrived in the current read.
@@ -167,17 +177,38 @@ struct ConnectionSession<Waiter> {
     /// A reply is being computed: it keeps its place in the order.
     ///
     /// - Returns: the ticket to complete it with, and the actions (delivery pauses at the limit).
-    mutating func await(_ waiter: Waiter) -> (ticket: Int, actions: SessionActions<Waiter>) {
+    mutating func await(_ waiter: Waiter, cost: Int = 0) -> (ticket: Int, actions: SessionActions<Waiter>) {
         var actions = SessionActions<Waiter>()
         requestInRead = true
         let ticket = removed + slots.count
-        slots.append(.waiting(waiter))
+        slots.append(.waiting(waiter, cost: cost))
         waitingCount += 1
-        if waitingCount >= configuration.maxPendingRequests && !deliveryPaused {
+        awaitedBytes += cost
+        updateDelivery(&actions)
+        return (ticket, actions)
+    }
+
+    /// The server's budget for pending work is exceeded (true) and this connection holds much
+    /// of it, or no longer (false): delivery pauses or may resume.
+    mutating func setThrottled(_ on: Bool) -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        throttled = on
+        if !finished { updateDelivery(&actions) }
+        return actions
+    }
+
+    /// Pauses delivery at a limit, resumes it below all of them.
+    private mutating func updateDelivery(_ actions: inout SessionActions<Waiter>) {
+        let over =
+            waitingCount >= configuration.maxPendingRequests || pendingBytes >= configuration.maxPendingBytes
+            || throttled
+        if over, !deliveryPaused {
             deliveryPaused = true
             actions.delivery = .pause
+        } else if !over, deliveryPaused, acceptsRequests {
+            deliveryPaused = false
+            actions.delivery = .resume
         }
-        return (ticket, actions)
     }
 
     /// The time of the last completion, for the idle period after owed replies.
@@ -203,9 +234,10 @@ struct ConnectionSession<Waiter> {
         let i = ticket - removed
         for slot in slots[(i + 1)...] {
             switch slot {
-            case .waiting(let w):
+            case .waiting(let w, let cost):
                 actions.cancel.append(w)
                 waitingCount -= 1
+                awaitedBytes -= cost
             case .ready(let b): queuedBytes -= b.count
             case .close: break
             }
@@ -226,8 +258,9 @@ struct ConnectionSession<Waiter> {
     /// Marks the waiting slot of `ticket` as no longer waiting; false if there is none.
     private mutating func take(_ ticket: Int) -> Bool {
         let i = ticket - removed
-        guard i >= 0, i < slots.count, case .waiting = slots[i] else { return false }
+        guard i >= 0, i < slots.count, case .waiting(_, let cost) = slots[i] else { return false }
         waitingCount -= 1
+        awaitedBytes -= cost
         return true
     }
 
@@ -250,9 +283,10 @@ struct ConnectionSession<Waiter> {
             }
         }
         if closing {
-            for case .waiting(let w) in slots[taken...] { actions.cancel.append(w) }
+            for case .waiting(let w, _) in slots[taken...] { actions.cancel.append(w) }
             slots.removeAll()
             waitingCount = 0
+            awaitedBytes = 0
             queuedBytes = 0
             acceptsRequests = false
             finish(&actions)
@@ -261,10 +295,7 @@ struct ConnectionSession<Waiter> {
         slots.removeFirst(taken)
         removed += taken
         if taken > 0, slots.isEmpty { quietSince = lastEventTime }
-        if deliveryPaused, waitingCount < configuration.maxPendingRequests, acceptsRequests {
-            deliveryPaused = false
-            actions.delivery = .resume
-        }
+        updateDelivery(&actions)
         checkClose(&actions)
     }
 
@@ -360,9 +391,10 @@ struct ConnectionSession<Waiter> {
     /// The connection is gone: every reply still being computed is withdrawn.
     mutating func connectionLost() -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
-        for case .waiting(let w) in slots { actions.cancel.append(w) }
+        for case .waiting(let w, _) in slots { actions.cancel.append(w) }
         slots.removeAll()
         waitingCount = 0
+        awaitedBytes = 0
         queuedBytes = 0
         acceptsRequests = false
         finished = true

@@ -16,6 +16,12 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxConnections: Int = 1_024
     /// The most requests one connection may have waiting for their replies; reading stops beyond.
     public var maxPendingPerConnection: Int = 64
+    /// The most bytes one connection may hold in pending work (inputs being transformed,
+    /// replies queued behind them); delivery of its requests pauses beyond (issue 10 2).
+    public var maxPendingBytesPerConnection: Int = 1 << 20
+    /// The most bytes all connections together may hold in pending work; beyond it the
+    /// connections holding more than their share stop being read until it drains.
+    public var maxPendingBytesTotal: Int = 64 << 20
     /// Inputs longer than this many bytes that need the Unicode path are transformed on the
     /// thread pool. That path runs at 150-300 MB/s on non-ASCII text (table-driven), so a
     /// request below the threshold holds the reactor for well under a millisecond.

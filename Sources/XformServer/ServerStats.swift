@@ -90,6 +90,10 @@ public final class ServerStats {
 
     func connectionEvicted() { evictedConnections += 1 }
 
+    /// Bytes held in pending work now, and how often the budget paused a connection.
+    public internal(set) var pendingBytes = 0
+    public internal(set) var throttles = 0
+
     /// The latency below which `fraction` of recorded requests fell (bucket upper bound, µs).
     public func latencyPercentile(_ fraction: Double) -> Int? {
         let total = latencyBuckets.reduce(0, +)
@@ -114,6 +118,8 @@ public final class ServerStats {
         }
         lines.append("connections_refused \(refusedConnections)")
         if evictedConnections > 0 { lines.append("connections_evicted \(evictedConnections)") }
+        lines.append("pending_bytes \(pendingBytes)")
+        if throttles > 0 { lines.append("connections_throttled \(throttles)") }
         lines.append("bytes_in \(bytesIn)")
         lines.append("bytes_out \(bytesOut)")
         for name in requests.keys.sorted() {

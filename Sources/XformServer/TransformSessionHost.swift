@@ -55,6 +55,8 @@ struct SessionHostState {
     var lastCounters: TransformCounters?
     /// This connection's place in ``ServerState``'s list of open connections (-1: none).
     var registryIndex = -1
+    /// The pending bytes last reported to ``ServerState``'s budget.
+    var reportedPending = 0
     /// The last local transform used (a repeated request skips the registry) and its counters.
     var lastHandle: TransformHandle?
     var lastHandleCounters: TransformCounters?
@@ -63,7 +65,7 @@ struct SessionHostState {
         session = ConnectionSession(
             configuration: .init(
                 maxPendingRequests: limits.maxPendingPerConnection, idleTimeout: limits.idleTimeout,
-                requestTimeout: limits.requestTimeout))
+                requestTimeout: limits.requestTimeout, maxPendingBytes: limits.maxPendingBytesPerConnection))
     }
 }
 
@@ -134,6 +136,7 @@ extension TransformSessionHost {
         host.deadlineCall?.cancel()
         host.deadlineCall = nil
         perform(host.session.connectionLost())
+        syncPending()
         state.unregister(at: host.registryIndex, port: port)
         host.registryIndex = -1
     }
@@ -148,6 +151,20 @@ extension TransformSessionHost {
     func evict() {
         debug("closed at the connection limit: no request completed yet")
         perform(host.session.idleTimedOut())
+    }
+
+    /// Reports this connection's pending bytes to the server's budget (after they changed).
+    func syncPending() {
+        let now = host.session.pendingBytes
+        let delta = now - host.reportedPending
+        guard delta != 0 else { return }
+        host.reportedPending = now
+        state.pendingWorkChanged(by: delta, on: self, holding: now)
+    }
+
+    /// The server's budget: throttle this connection (it holds more than its share) or not.
+    func setThrottled(_ on: Bool) {
+        perform(host.session.setThrottled(on))
     }
 
     /// Shutdown: take the replies owed to the end, then close.
@@ -190,7 +207,9 @@ extension TransformSessionHost {
     // MARK: Requests
 
     /// Answers a request from what the backend produced.
-    func answer(_ outcome: TransformOutcome, name: UnsafeRawBufferPointer, style: ReplyStyle) {
+    func answer(
+        _ outcome: TransformOutcome, name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, style: ReplyStyle
+    ) {
         switch outcome {
         case .done(let bytes):
             countSuccess(name)
@@ -203,7 +222,7 @@ extension TransformSessionHost {
             }
             fail(WireError(error, maxBytes: state.limits.maxRequestBytes), style: style, countingAs: counted ? name : nil)
         case .pending(let deferred):
-            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style)
+            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style, cost: text.count)
         }
     }
 
@@ -216,7 +235,7 @@ extension TransformSessionHost {
             return
         }
         guard let local = state.localService else {
-            answer(state.backend.start(name: name, text: text, context: state.context), name: name, style: style)
+            answer(state.backend.start(name: name, text: text, context: state.context), name: name, text: text, style: style)
             return
         }
         let handle: TransformHandle
@@ -227,7 +246,7 @@ extension TransformSessionHost {
             host.lastHandle = found
             host.lastHandleCounters = state.stats.counters(for: found.name)
         } else {
-            answer(local.start(name: name, text: text, context: state.context), name: name, style: style)
+            answer(local.start(name: name, text: text, context: state.context), name: name, text: text, style: style)
             return
         }
         if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
@@ -237,7 +256,7 @@ extension TransformSessionHost {
             host.lastHandleCounters?.ok &+= 1
             return
         }
-        answer(handle.apply(text, context: state.context), name: name, style: style)
+        answer(handle.apply(text, context: state.context), name: name, text: text, style: style)
     }
 
     /// Answers a failed request: its error reply, or (where the form has none) a close without
@@ -258,10 +277,11 @@ extension TransformSessionHost {
 
     /// Waits for a reply computed later, keeping its place in the order; the connection's end
     /// cancels it.
-    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle) {
-        let (ticket, actions) = host.session.await(deferred)
+    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle, cost: Int = 0) {
+        let (ticket, actions) = host.session.await(deferred, cost: cost)
         let started = state.clock.now
         perform(actions)
+        syncPending()
         deferred.addCallbacks(
             { [weak self] bytes in
                 guard let self, self.host.session.isWaiting(ticket) else { return bytes }
@@ -269,6 +289,7 @@ extension TransformSessionHost {
                 self.state.stats.record(latency: self.state.clock.now - started)
                 self.perform(
                     self.host.session.complete(ticket, with: self.successReply(bytes, style: style), now: self.state.clock.now))
+                self.syncPending()
                 self.armDeadline()
                 return bytes
             },
@@ -279,6 +300,7 @@ extension TransformSessionHost {
                 self.debug("\(name) failed: \(wire)")
                 if let reply = self.errorReply(wire, style: style) {
                     self.perform(self.host.session.complete(ticket, with: reply, now: self.state.clock.now))
+                    self.syncPending()
                     self.armDeadline()
                 } else {
                     self.perform(self.host.session.completeByClosing(ticket))

@@ -369,3 +369,48 @@ extension ServerHardeningTests {
         #expect(h.state.stats.evictedConnections == 1)
     }
 }
+
+extension ServerHardeningTests {
+    @Test("Issue 10: a client that never reads its replies cannot pin unbounded memory: pending work per connection is bounded")
+    func pendingBytesPerConnection() {
+        var limits = ServerLimits()
+        limits.offloadThreshold = 8
+        limits.asciiInlineLimit = 8
+        limits.maxPendingBytesPerConnection = 100
+        let pool = InlineThreadPool()
+        let state = ServerState(backend: TransformService(), clock: ManualClock(), threadPool: pool, limits: limits)
+        let t = StringTransport(deliversConnectionLost: true)
+        let p = NetstringTransformProtocol(state: state, peer: t.peer)
+        t.connect(p)
+        let request = ns("!upper." + String(repeating: "x", count: 40))
+        t.receive(request + request + request + request)
+        #expect(pool.jobs.count == 3, "delivery paused once 100 bytes of input were pending")
+        #expect(state.pendingBytes == 120)
+        pool.runAll()
+        #expect(state.pendingBytes == 0)
+        #expect(t.string().components(separatedBy: "+XXXX").count == 5, "all four answered once the work drained")
+    }
+
+    @Test("Issue 10: over the server's budget, the connection holding the most stops being read; released once it drains")
+    func globalBudget() {
+        var limits = ServerLimits()
+        limits.offloadThreshold = 8
+        limits.asciiInlineLimit = 8
+        limits.maxPendingBytesTotal = 100
+        let pool = InlineThreadPool()
+        let state = ServerState(backend: TransformService(), clock: ManualClock(), threadPool: pool, limits: limits)
+        let heavy = StringTransport(deliversConnectionLost: true)
+        heavy.connect(NetstringTransformProtocol(state: state, peer: heavy.peer))
+        let light = StringTransport(deliversConnectionLost: true)
+        light.connect(NetstringTransformProtocol(state: state, peer: light.peer))
+        let big = ns("!upper." + String(repeating: "x", count: 60))
+        heavy.receive(big + big + big)
+        #expect(pool.jobs.count == 2, "the heavy connection was paused once the budget was exceeded")
+        #expect(state.throttleCount == 1)
+        light.receive(ns("!upper.y"))
+        #expect(light.string() == "2:+Y,", "the light one is still served")
+        pool.runAll()
+        #expect(state.pendingBytes == 0)
+        #expect(heavy.string().components(separatedBy: "+XXXX").count == 4)
+    }
+}
