@@ -56,12 +56,15 @@ struct ConnectionSession<Waiter> {
         case idle(Duration)
         /// A request still incomplete the request timeout after its first byte.
         case request(Duration)
+        /// A connection accepted during shutdown sent nothing within its grace period.
+        case drainGrace
 
         /// The code it is counted (and, on the line port, announced) under.
         var code: String {
             switch self {
             case .idle: return "idle_timeout"
             case .request: return "request_timeout"
+            case .drainGrace: return "shutting_down"
             }
         }
     }
@@ -111,6 +114,14 @@ struct ConnectionSession<Waiter> {
     private(set) var quietSince: Duration
     /// When the first byte of the request still incomplete arrived, if one is.
     private(set) var requestStartedAt: Duration?
+    /// A read has ended on this connection.
+    private var readSeen = false
+    /// Shut down before anything was read: the first read is still answered (`shutting_down`)
+    /// if it comes before this moment.
+    private(set) var drainGraceUntil: Duration?
+
+    /// How long a connection accepted during shutdown may take to send its first request.
+    static var drainGrace: Duration { .seconds(1) }
 
     init(configuration: Configuration, now: Duration = .zero) {
         self.configuration = configuration
@@ -126,12 +137,14 @@ struct ConnectionSession<Waiter> {
             let d = started + limit
             deadline = deadline.map { min($0, d) } ?? d
         }
+        if let grace = drainGraceUntil { deadline = deadline.map { min($0, grace) } ?? grace }
         return deadline
     }
 
     /// Which deadline has passed at `now`, if one has.
     func expiry(at now: Duration) -> Expiry? {
         guard !finished else { return nil }
+        if let grace = drainGraceUntil, now >= grace { return .drainGrace }
         if let limit = configuration.requestTimeout, let started = requestStartedAt, now >= started + limit {
             return .request(limit)
         }
@@ -321,6 +334,8 @@ struct ConnectionSession<Waiter> {
     /// deadline; a complete request restarts the idle period).
     mutating func readEnded(now: Duration = .zero, partialRequest: Bool = false) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
+        readSeen = true
+        drainGraceUntil = nil
         if requestInRead {
             requestInRead = false
             hasCompletedRequest = true
@@ -350,8 +365,15 @@ struct ConnectionSession<Waiter> {
 
     /// The server is shutting down: new requests are refused (``draining``), and the
     /// connection closes once everything owed is sent.
-    mutating func shutdown() -> SessionActions<Waiter> {
+    mutating func shutdown(now: Duration = .zero, justAccepted: Bool = false) -> SessionActions<Waiter> {
         draining = true
+        if justAccepted, !readSeen, !finished {
+            // Just accepted (the accept queue is drained at shutdown): its request, probably
+            // already sent, is read and answered `shutting_down` before the close.
+            closesWhenIdle = true
+            drainGraceUntil = now + Self.drainGrace
+            return SessionActions()
+        }
         return closeWhenIdle()
     }
 

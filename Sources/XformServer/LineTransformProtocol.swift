@@ -222,6 +222,8 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         case .request(let t):
             return LineTransformCodec.errorReply(
                 code: expiry.code, message: "closing: the request was not complete \(Self.seconds(t))s after it began")
+        case .drainGrace:
+            return LineTransformCodec.errorReply(code: expiry.code, message: WireError.shuttingDown.message)
         }
     }
 

@@ -5,6 +5,9 @@ import XformTransforms
 protocol DrainableConnection: AnyObject {
     /// Stop taking new work; close once the replies already owed are sent.
     func drain()
+    /// Accepted during shutdown: answer the first read's requests `shutting_down`, then close
+    /// (or close after a short grace if nothing comes).
+    func drainJustAccepted()
     /// Where ``ServerState`` keeps it (moved when another connection leaves).
     var registryIndex: Int { get set }
     /// The port it came in on.
@@ -76,7 +79,7 @@ public final class ServerState {
     func register(_ connection: any DrainableConnection, port: ServerPort) -> Int {
         connections.append(connection)
         stats.connectionOpened(port: port)
-        if shuttingDown { connection.drain() }
+        if shuttingDown { connection.drainJustAccepted() }
         return connections.count - 1
     }
 

@@ -74,9 +74,9 @@ extension TransformSessionHost {
 
     /// The connection is up: registers it and starts its idle period.
     func startSession() {
+        host.session.start(now: state.clock.now)
         let index = state.register(self, port: port)
         host.registryIndex = index
-        host.session.start(now: state.clock.now)
         armDeadline()
     }
 
@@ -122,6 +122,7 @@ extension TransformSessionHost {
             switch expired {
             case .idle(let t): debug("idle for \(t): closing")
             case .request(let t): debug("request not complete after \(t): closing")
+            case .drainGrace: debug("shutting down: no request from a connection accepted during shutdown")
             }
             state.stats.countRejected(expired.code)
             perform(actions)
@@ -169,7 +170,11 @@ extension TransformSessionHost {
 
     /// Shutdown: take the replies owed to the end, then close.
     func drain() {
-        perform(host.session.shutdown())
+        perform(host.session.shutdown(now: state.clock.now))
+    }
+
+    func drainJustAccepted() {
+        perform(host.session.shutdown(now: state.clock.now, justAccepted: true))
     }
 
     // MARK: Actions

@@ -414,3 +414,23 @@ extension ServerHardeningTests {
         #expect(heavy.string().components(separatedBy: "+XXXX").count == 4)
     }
 }
+
+extension ServerHardeningTests {
+    @Test("Issue 10 5: a connection accepted during shutdown has its request answered shutting_down, then closes")
+    func acceptedDuringShutdown() {
+        let h = Harness()
+        _ = h.state.beginShutdown()
+        let (_, t) = h.netstring()
+        #expect(!t.disconnecting, "its request may already be on its way")
+        t.receive(ns("!upper.a"))
+        #expect(t.string() == "42:-shutting_down the server is shutting down,")
+        #expect(t.disconnecting)
+        let (_, original) = h.netstring()
+        original.receive(ns("upper.a"))
+        #expect(original.value().isEmpty)
+        #expect(original.disconnecting, "the original form's signal: a close without a reply")
+        let (_, silent) = h.netstring()
+        h.clock.advance(by: .seconds(1))
+        #expect(silent.disconnecting, "one that sends nothing does not hold the shutdown up")
+    }
+}
