@@ -116,6 +116,9 @@ struct ConnectionSession<Waiter> {
     private(set) var requestStartedAt: Duration?
     /// A read has ended on this connection.
     private var readSeen = false
+    /// The next deadline may now be earlier than the one a timer was armed for (a request
+    /// deadline started): the protocol re-arms. Deadlines that move later need nothing.
+    var deadlineMovedEarlier = false
     /// Shut down before anything was read: the first read is still answered (`shutting_down`)
     /// if it comes before this moment.
     private(set) var drainGraceUntil: Duration?
@@ -341,8 +344,12 @@ struct ConnectionSession<Waiter> {
             hasCompletedRequest = true
             quietSince = now
             requestStartedAt = partialRequest ? now : nil
+            if partialRequest { deadlineMovedEarlier = true }
         } else if partialRequest {
-            if requestStartedAt == nil { requestStartedAt = now }
+            if requestStartedAt == nil {
+                requestStartedAt = now
+                deadlineMovedEarlier = true
+            }
         } else {
             requestStartedAt = nil
         }

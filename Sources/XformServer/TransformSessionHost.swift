@@ -92,7 +92,8 @@ extension TransformSessionHost {
     func readEnded() {
         let now = state.clock.now
         perform(host.session.readEnded(now: now, partialRequest: hasPartialRequest))
-        if let deadline = host.session.nextDeadline, host.armedFor.map({ deadline < $0 }) ?? true {
+        if host.session.deadlineMovedEarlier || host.deadlineCall == nil {
+            host.session.deadlineMovedEarlier = false
             armDeadline()
         }
     }
