@@ -119,8 +119,13 @@ extension TransformServerCommand {
                 "max-line-length", valueName: "bytes", help: "The longest line accepted on the line port.",
                 default: "16384"),
             .option(
-                "idle-timeout", valueName: "duration", help: "Close connections idle this long; 0 never does.",
+                "idle-timeout", valueName: "duration",
+                help: "Close connections with no complete request for this long; 0 never does.",
                 default: "120s"),
+            .option(
+                "request-timeout", valueName: "duration",
+                help: "Close connections whose request is not complete this long after its first byte; 0 never does.",
+                default: "30s"),
             .option(
                 "max-connections", valueName: "count", help: "The most open connections per port.",
                 default: "1024"),
@@ -263,6 +268,7 @@ extension TransformServerCommand {
         o.limits.maxRequestBytes = try parsed.int("max-request-bytes", in: 1...1 << 30) ?? o.limits.maxRequestBytes
         o.limits.maxLineLength = try parsed.int("max-line-length", in: 1...1 << 30) ?? o.limits.maxLineLength
         if let idle = try parsed.duration("idle-timeout") { o.limits.idleTimeout = idle == .zero ? nil : idle }
+        if let late = try parsed.duration("request-timeout") { o.limits.requestTimeout = late == .zero ? nil : late }
         o.limits.maxConnections = try parsed.int("max-connections", in: 1...1_000_000) ?? o.limits.maxConnections
         if let stop = try parsed.duration("shutdown-timeout") { o.shutdownTimeout = stop == .zero ? nil : stop }
         o.logLevel = try parsed.value("log-level") { (text) throws(ValueParseError) in

@@ -86,6 +86,9 @@ open class LineReceiver: BackpressuredReceiver {
     /// Bytes received and not yet delivered.
     public var bufferedByteCount: Int { engine.bufferedByteCount }
 
+    /// True when part of a frame has arrived and the rest has not (a request in progress).
+    public var hasPartialFrame: Bool { engine.hasPartialFrame }
+
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
         engine.receive(data, sink: self, transport: transport)
     }
@@ -109,7 +112,7 @@ extension LineReceiver: FrameSink {
         lineReceived(frame)
     }
 
-    func handleFailure(_ failure: LineError) -> Bool {
+    func handleFailure(_ failure: LineError, rest: UnsafeRawBufferPointer) -> Bool {
         lineLengthExceeded()
         return true
     }

@@ -39,6 +39,14 @@ open class NetstringReceiver: BackpressuredReceiver {
     /// Called with each payload received. The bytes are valid only during the call.
     open func stringReceived(_ payload: UnsafeRawBufferPointer) {}
 
+    /// How many bytes of the malformed input ``failedInput`` keeps.
+    public static let failedInputKept = 64
+
+    /// The first bytes of the malformed netstring (up to ``failedInputKept``), from its first
+    /// byte: set before ``framingError(_:)`` is called, so an override can look at them (the
+    /// transform server peeks at the first payload byte of an over-long request).
+    public private(set) var failedInput: [UInt8] = []
+
     /// Called once on malformed input; nothing more is delivered afterwards. The default drops
     /// the connection, as Twisted's `_handleParseError` does.
     open func framingError(_ error: NetstringError) {
@@ -78,6 +86,9 @@ open class NetstringReceiver: BackpressuredReceiver {
     /// Bytes received and not yet delivered.
     public var bufferedByteCount: Int { engine.bufferedByteCount }
 
+    /// True when part of a frame has arrived and the rest has not (a request in progress).
+    public var hasPartialFrame: Bool { engine.hasPartialFrame }
+
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
         engine.receive(data, sink: self, transport: transport)
     }
@@ -101,7 +112,8 @@ extension NetstringReceiver: FrameSink {
         stringReceived(frame)
     }
 
-    func handleFailure(_ failure: NetstringError) -> Bool {
+    func handleFailure(_ failure: NetstringError, rest: UnsafeRawBufferPointer) -> Bool {
+        failedInput = Array(rest.prefix(Self.failedInputKept))
         framingError(failure)
         return false
     }

@@ -5,8 +5,9 @@ protocol FrameSink: AnyObject {
     associatedtype Failure: Error
     /// One frame; the bytes are valid only during the call.
     func deliverFrame(_ frame: UnsafeRawBufferPointer)
-    /// Malformed input. Returns true to skip the bad frame and go on, false to stop for good.
-    func handleFailure(_ failure: Failure) -> Bool
+    /// Malformed input; `rest` holds the input from the bad frame's first byte on (valid only
+    /// during the call). Returns true to skip the bad frame and go on, false to stop for good.
+    func handleFailure(_ failure: Failure, rest: UnsafeRawBufferPointer) -> Bool
     /// Every complete frame before the peer's EOF was delivered. `leftover` holds the bytes of a
     /// partial frame (empty if none); `midFrame` says whether a frame was begun at all.
     func inputEnded(leftover: UnsafeRawBufferPointer, midFrame: Bool)
@@ -64,6 +65,9 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         self.backlogLimit = backlogLimit
     }
 
+    /// True when part of a frame has arrived: bytes buffered, or a length prefix read.
+    var hasPartialFrame: Bool { bufferedByteCount > 0 || st.parser.isMidFrame }
+
     /// Bytes received and not yet delivered (nor consumed into a length prefix).
     var bufferedByteCount: Int { st.buffer.count - st.readIndex + st.reentrant.count }
 
@@ -116,7 +120,10 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
                 pos = keep
                 break parsing
             case .failed(let failure, let at):
-                if !st.halted && sink.handleFailure(failure) && !st.halted && !(transport?.disconnecting ?? false) {
+                let rest = UnsafeRawBufferPointer(rebasing: chunk[at...])
+                if !st.halted && sink.handleFailure(failure, rest: rest) && !st.halted
+                    && !(transport?.disconnecting ?? false)
+                {
                     p.resync()
                     pos = at
                 } else {
@@ -243,7 +250,11 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
                 if st.reentrant.isEmpty { break draining }
             case .failed(let failure, let at):
                 st.readIndex = at
-                if !(!st.halted && sink.handleFailure(failure) && !st.halted && !(transport?.disconnecting ?? false)) {
+                let bytes = st.buffer
+                let goOn = bytes.withUnsafeBytes { raw in
+                    !st.halted && sink.handleFailure(failure, rest: UnsafeRawBufferPointer(rebasing: raw[at...]))
+                }
+                if !(goOn && !st.halted && !(transport?.disconnecting ?? false)) {
                     st.busy = false
                     halt()
                     return

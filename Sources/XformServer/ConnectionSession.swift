@@ -41,12 +41,38 @@ struct ConnectionSession<Waiter> {
     struct Configuration {
         /// The most replies being computed at once; delivery pauses at this many.
         var maxPendingRequests: Int
+        /// Close when no request completed for this long while nothing is owed (nil: never).
+        var idleTimeout: Duration? = nil
+        /// Close when a request is not complete this long after its first byte (nil: never).
+        var requestTimeout: Duration? = nil
+        /// Delivery pauses while this many bytes are pending: inputs of the replies being
+        /// computed and replies queued behind them.
+        var maxPendingBytes: Int = .max
+    }
+
+    /// Why a deadline closed the connection.
+    enum Expiry: Equatable {
+        /// No complete request for the idle timeout.
+        case idle(Duration)
+        /// A request still incomplete the request timeout after its first byte.
+        case request(Duration)
+        /// A connection accepted during shutdown sent nothing within its grace period.
+        case drainGrace
+
+        /// The code it is counted (and, on the line port, announced) under.
+        var code: String {
+            switch self {
+            case .idle: return "idle_timeout"
+            case .request: return "request_timeout"
+            case .drainGrace: return "shutting_down"
+            }
+        }
     }
 
     /// A reply's place in the order.
     enum Slot {
         case ready([UInt8])
-        case waiting(Waiter)
+        case waiting(Waiter, cost: Int)
         /// Close when this place is reached; nothing after it is sent.
         case close
     }
@@ -66,15 +92,67 @@ struct ConnectionSession<Waiter> {
     private(set) var closesWhenIdle = false
     /// The close was asked of the protocol (or the connection is gone): nothing more happens.
     private(set) var finished = false
-    /// Delivery is paused by the pending limit.
+    /// Delivery is paused by the pending limits or the server's budget.
     private(set) var deliveryPaused = false
+    /// Input bytes of the replies being computed.
+    private(set) var awaitedBytes = 0
+    /// The server is over its budget for pending work and this connection holds much of it.
+    private(set) var throttled = false
+
+    /// Bytes held for this connection's pending work: inputs being transformed, replies queued.
+    var pendingBytes: Int { awaitedBytes + queuedBytes }
     /// The server is shutting down: requests still read are answered `shutting_down`.
     private(set) var draining = false
     /// An original-form request arrived in the current read.
     private var originalInBatch = false
+    /// A request was received (replied to or awaited) since the last read ended.
+    private var requestInRead = false
+    /// At least one request was received on this connection.
+    private(set) var hasCompletedRequest = false
+    /// When the idle period started: the connection's start, the last complete request, or the
+    /// last owed reply sent.
+    private(set) var quietSince: Duration
+    /// When the first byte of the request still incomplete arrived, if one is.
+    private(set) var requestStartedAt: Duration?
+    /// A read has ended on this connection.
+    private var readSeen = false
+    /// The next deadline may now be earlier than the one a timer was armed for (a request
+    /// deadline started): the protocol re-arms. Deadlines that move later need nothing.
+    var deadlineMovedEarlier = false
+    /// Shut down before anything was read: the first read is still answered (`shutting_down`)
+    /// if it comes before this moment.
+    private(set) var drainGraceUntil: Duration?
 
-    init(configuration: Configuration) {
+    /// How long a connection accepted during shutdown may take to send its first request.
+    static var drainGrace: Duration { .seconds(1) }
+
+    init(configuration: Configuration, now: Duration = .zero) {
         self.configuration = configuration
+        self.quietSince = now
+    }
+
+    /// The earliest moment a deadline may close the connection, if any applies now.
+    var nextDeadline: Duration? {
+        guard !finished else { return nil }
+        var deadline: Duration?
+        if let idle = configuration.idleTimeout, slots.isEmpty { deadline = quietSince + idle }
+        if let limit = configuration.requestTimeout, let started = requestStartedAt {
+            let d = started + limit
+            deadline = deadline.map { min($0, d) } ?? d
+        }
+        if let grace = drainGraceUntil { deadline = deadline.map { min($0, grace) } ?? grace }
+        return deadline
+    }
+
+    /// Which deadline has passed at `now`, if one has.
+    func expiry(at now: Duration) -> Expiry? {
+        guard !finished else { return nil }
+        if let grace = drainGraceUntil, now >= grace { return .drainGrace }
+        if let limit = configuration.requestTimeout, let started = requestStartedAt, now >= started + limit {
+            return .request(limit)
+        }
+        if let idle = configuration.idleTimeout, slots.isEmpty, now >= quietSince + idle { return .idle(idle) }
+        return nil
     }
 
     /// True when a reply may go straight to the transport: nothing is owed before it.
@@ -91,10 +169,17 @@ struct ConnectionSession<Waiter> {
         originalInBatch = true
     }
 
+    /// A request was answered straight to the transport (the hot path, when ``mayWriteNow``).
+    @inline(__always)
+    mutating func repliedDirectly() {
+        requestInRead = true
+    }
+
     /// A reply is ready now: written at once, or queued behind the replies still owed.
     mutating func reply(_ bytes: [UInt8]) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         guard !finished else { return actions }
+        requestInRead = true
         if slots.isEmpty {
             actions.writes.append(bytes)
         } else {
@@ -108,21 +193,47 @@ struct ConnectionSession<Waiter> {
     /// A reply is being computed: it keeps its place in the order.
     ///
     /// - Returns: the ticket to complete it with, and the actions (delivery pauses at the limit).
-    mutating func await(_ waiter: Waiter) -> (ticket: Int, actions: SessionActions<Waiter>) {
+    mutating func await(_ waiter: Waiter, cost: Int = 0) -> (ticket: Int, actions: SessionActions<Waiter>) {
         var actions = SessionActions<Waiter>()
+        requestInRead = true
         let ticket = removed + slots.count
-        slots.append(.waiting(waiter))
+        slots.append(.waiting(waiter, cost: cost))
         waitingCount += 1
-        if waitingCount >= configuration.maxPendingRequests && !deliveryPaused {
-            deliveryPaused = true
-            actions.delivery = .pause
-        }
+        awaitedBytes += cost
+        updateDelivery(&actions)
         return (ticket, actions)
     }
 
-    /// The reply of `ticket` is ready: the replies now at the head of the order go out.
-    mutating func complete(_ ticket: Int, with bytes: [UInt8]) -> SessionActions<Waiter> {
+    /// The server's budget for pending work is exceeded (true) and this connection holds much
+    /// of it, or no longer (false): delivery pauses or may resume.
+    mutating func setThrottled(_ on: Bool) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
+        throttled = on
+        if !finished { updateDelivery(&actions) }
+        return actions
+    }
+
+    /// Pauses delivery at a limit, resumes it below all of them.
+    private mutating func updateDelivery(_ actions: inout SessionActions<Waiter>) {
+        let over =
+            waitingCount >= configuration.maxPendingRequests || pendingBytes >= configuration.maxPendingBytes
+            || throttled
+        if over, !deliveryPaused {
+            deliveryPaused = true
+            actions.delivery = .pause
+        } else if !over, deliveryPaused, acceptsRequests {
+            deliveryPaused = false
+            actions.delivery = .resume
+        }
+    }
+
+    /// The time of the last completion, for the idle period after owed replies.
+    private var lastEventTime: Duration = .zero
+
+    /// The reply of `ticket` is ready at `now`: the replies now at the head of the order go out.
+    mutating func complete(_ ticket: Int, with bytes: [UInt8], now: Duration = .zero) -> SessionActions<Waiter> {
+        var actions = SessionActions<Waiter>()
+        lastEventTime = now
         guard !finished, take(ticket) else { return actions }
         slots[ticket - removed] = .ready(bytes)
         queuedBytes += bytes.count
@@ -139,9 +250,10 @@ struct ConnectionSession<Waiter> {
         let i = ticket - removed
         for slot in slots[(i + 1)...] {
             switch slot {
-            case .waiting(let w):
+            case .waiting(let w, let cost):
                 actions.cancel.append(w)
                 waitingCount -= 1
+                awaitedBytes -= cost
             case .ready(let b): queuedBytes -= b.count
             case .close: break
             }
@@ -162,8 +274,9 @@ struct ConnectionSession<Waiter> {
     /// Marks the waiting slot of `ticket` as no longer waiting; false if there is none.
     private mutating func take(_ ticket: Int) -> Bool {
         let i = ticket - removed
-        guard i >= 0, i < slots.count, case .waiting = slots[i] else { return false }
+        guard i >= 0, i < slots.count, case .waiting(_, let cost) = slots[i] else { return false }
         waitingCount -= 1
+        awaitedBytes -= cost
         return true
     }
 
@@ -186,9 +299,10 @@ struct ConnectionSession<Waiter> {
             }
         }
         if closing {
-            for case .waiting(let w) in slots[taken...] { actions.cancel.append(w) }
+            for case .waiting(let w, _) in slots[taken...] { actions.cancel.append(w) }
             slots.removeAll()
             waitingCount = 0
+            awaitedBytes = 0
             queuedBytes = 0
             acceptsRequests = false
             finish(&actions)
@@ -196,10 +310,8 @@ struct ConnectionSession<Waiter> {
         }
         slots.removeFirst(taken)
         removed += taken
-        if deliveryPaused, waitingCount < configuration.maxPendingRequests, acceptsRequests {
-            deliveryPaused = false
-            actions.delivery = .resume
-        }
+        if taken > 0, slots.isEmpty { quietSince = lastEventTime }
+        updateDelivery(&actions)
         checkClose(&actions)
     }
 
@@ -220,9 +332,27 @@ struct ConnectionSession<Waiter> {
         return actions
     }
 
-    /// The protocol has handled every request of one read.
-    mutating func readEnded() -> SessionActions<Waiter> {
+    /// The protocol has handled every request of one read, read at `now`; `partialRequest` tells
+    /// whether part of a request is still waiting for more bytes (it starts the request
+    /// deadline; a complete request restarts the idle period).
+    mutating func readEnded(now: Duration = .zero, partialRequest: Bool = false) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
+        readSeen = true
+        drainGraceUntil = nil
+        if requestInRead {
+            requestInRead = false
+            hasCompletedRequest = true
+            quietSince = now
+            requestStartedAt = partialRequest ? now : nil
+            if partialRequest { deadlineMovedEarlier = true }
+        } else if partialRequest {
+            if requestStartedAt == nil {
+                requestStartedAt = now
+                deadlineMovedEarlier = true
+            }
+        } else {
+            requestStartedAt = nil
+        }
         if originalInBatch {
             // The original server answered one read's requests, then closed.
             originalInBatch = false
@@ -242,8 +372,15 @@ struct ConnectionSession<Waiter> {
 
     /// The server is shutting down: new requests are refused (``draining``), and the
     /// connection closes once everything owed is sent.
-    mutating func shutdown() -> SessionActions<Waiter> {
+    mutating func shutdown(now: Duration = .zero, justAccepted: Bool = false) -> SessionActions<Waiter> {
         draining = true
+        if justAccepted, !readSeen, !finished {
+            // Just accepted (the accept queue is drained at shutdown): its request, probably
+            // already sent, is read and answered `shutting_down` before the close.
+            closesWhenIdle = true
+            drainGraceUntil = now + Self.drainGrace
+            return SessionActions()
+        }
         return closeWhenIdle()
     }
 
@@ -254,11 +391,28 @@ struct ConnectionSession<Waiter> {
         return actions
     }
 
-    /// No traffic for the idle timeout: close.
-    mutating func idleTimedOut() -> SessionActions<Waiter> {
+    /// When the connection started.
+    private(set) var openedAt: Duration = .zero
+
+    /// The connection starts at `now` (its first idle period).
+    mutating func start(now: Duration) {
+        quietSince = now
+        openedAt = now
+    }
+
+    /// A timer fired at `now`: if a deadline has passed, the connection closes, after the notice
+    /// `notice` gives for it (the line port says why) when nothing is owed.
+    mutating func deadlineCheck(at now: Duration, notice: (Expiry) -> [UInt8]?) -> (Expiry?, SessionActions<Waiter>) {
+        guard let expired = expiry(at: now) else { return (nil, SessionActions()) }
+        return (expired, idleTimedOut(notice: notice(expired)))
+    }
+
+    /// The idle timeout: close, after `notice` (the line port says why) when nothing is owed.
+    mutating func idleTimedOut(notice: [UInt8]? = nil) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         guard !finished else { return actions }
         acceptsRequests = false
+        if let notice, slots.isEmpty { actions.writes.append(notice) }
         finish(&actions)
         return actions
     }
@@ -266,9 +420,10 @@ struct ConnectionSession<Waiter> {
     /// The connection is gone: every reply still being computed is withdrawn.
     mutating func connectionLost() -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
-        for case .waiting(let w) in slots { actions.cancel.append(w) }
+        for case .waiting(let w, _) in slots { actions.cancel.append(w) }
         slots.removeAll()
         waitingCount = 0
+        awaitedBytes = 0
         queuedBytes = 0
         acceptsRequests = false
         finished = true

@@ -137,6 +137,18 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
             style: style)
     }
 
+    /// A request still incomplete at the request timeout gets `408 Request Timeout`; an idle
+    /// keep-alive connection closes silently, as HTTP servers do.
+    func expiryNotice(_ expiry: ConnectionSession<Deferred<[UInt8]>>.Expiry) -> [UInt8]? {
+        guard case .request = expiry else { return nil }
+        return HTTPResponseEncoder.encode(
+            .text(408, Array("request timeout\n".utf8), headers: [HTTPHeader(name: Self.errorField, value: expiry.code)]),
+            keepAlive: false)
+    }
+
+    /// True while part of a request has arrived and the rest has not.
+    var hasPartialRequest: Bool { bufferedByteCount > 0 }
+
     /// The status of a typed error code.
     static func status(of code: String) -> Int {
         switch code {

@@ -34,6 +34,9 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
     // can overlap.
     @exclusivity(unchecked) var host: SessionHostState
     var block: Block?
+    /// Until the first line is known not to start like a netstring (`<digits>:`): how many
+    /// digits it starts with so far (nil once decided).
+    var netstringProbe: Int? = 0
 
     /// Creates the protocol for one connection from `peer`.
     public init(state: ServerState, peer: SocketAddress) {
@@ -50,8 +53,32 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
 
     public override func dataReceived(_ data: UnsafeRawBufferPointer) {
         received(data.count)
+        if netstringProbe != nil, probeForNetstring(data) { return }
         super.dataReceived(data)
-        perform(host.session.readEnded())
+        readEnded()
+    }
+
+    /// Issue 11: a netstring client pointed at the line port (`xform -p 10002`) sends no newline
+    /// and would wait for ever; a first line that starts like a netstring is answered at once.
+    ///
+    /// - Returns: true when it was (the error is sent and the connection closes).
+    func probeForNetstring(_ data: UnsafeRawBufferPointer) -> Bool {
+        var digits = netstringProbe!
+        for b in data {
+            if b &- UInt8(ascii: "0") < 10 {
+                digits += 1
+                continue
+            }
+            netstringProbe = nil
+            guard b == UInt8(ascii: ":"), digits > 0 else { return false }
+            fail(
+                .badRequest("this is the line port (one request per line: NAME TEXT); netstrings go to the netstring port"),
+                style: false, countingAs: nil)
+            perform(host.session.closeAfterOwed())
+            return true
+        }
+        netstringProbe = digits
+        return false
     }
 
     public override func lineReceived(_ line: UnsafeRawBufferPointer) {
@@ -67,8 +94,13 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
             let word = String(decoding: line, as: UTF8.self)
             if Self.commands.contains(word) {
                 command(word)
-            } else {
+            } else if isServed(line) {
                 block = Block(name: Array(line))
+            } else {
+                // Issue 11: no silent block for a name that reaches nothing.
+                let error: TransformError =
+                    TransformName.isValid(line) ? .unknownTransform(word) : .invalidName
+                fail(WireError(error, maxBytes: state.limits.maxRequestBytes), style: false, countingAs: nil)
             }
             return
         }
@@ -85,6 +117,12 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         case .failure(let error):
             fail(.badRequest(error.message), style: false, countingAs: nil)
         }
+    }
+
+    /// True when `name` is a transform the backend serves (a block may start).
+    func isServed(_ name: UnsafeRawBufferPointer) -> Bool {
+        if let local = state.localService { return local.lookup(name: name) != nil }
+        return state.backend.catalog.contains { $0.name.utf8.elementsEqual(name) }
     }
 
     func blockLine(_ line: UnsafeRawBufferPointer) {
@@ -174,6 +212,29 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         state.stats.bytes.sent &+= length
         return length > 0
     }
+
+    /// `ERR idle_timeout closing after 120s idle` (or `ERR request_timeout ...`): a person at a
+    /// prompt learns why the connection closed.
+    func expiryNotice(_ expiry: ConnectionSession<Deferred<[UInt8]>>.Expiry) -> [UInt8]? {
+        switch expiry {
+        case .idle(let t):
+            return LineTransformCodec.errorReply(code: expiry.code, message: "closing after \(Self.seconds(t))s idle")
+        case .request(let t):
+            return LineTransformCodec.errorReply(
+                code: expiry.code, message: "closing: the request was not complete \(Self.seconds(t))s after it began")
+        case .drainGrace:
+            return LineTransformCodec.errorReply(code: expiry.code, message: WireError.shuttingDown.message)
+        }
+    }
+
+    /// `120`, or `0.5` for fractions.
+    static func seconds(_ d: Duration) -> String {
+        let c = d.components
+        return c.attoseconds == 0 ? "\(c.seconds)" : String(Double(c.seconds) + Double(c.attoseconds) / 1e18)
+    }
+
+    /// A partial line, or a block still open.
+    var hasPartialRequest: Bool { block != nil || hasPartialFrame }
 
     /// Errors are always one `ERR` line.
     func errorReply(_ error: WireError, style: Bool) -> [UInt8]? {

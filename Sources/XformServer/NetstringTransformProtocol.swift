@@ -32,6 +32,9 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     /// The client has used the extended form on this connection (framing errors then get a
     /// typed reply). Unchecked for the same measured reason as `host`: set on every request.
     @exclusivity(unchecked) var extendedSeen = false
+    /// After an over-long length prefix in the original form: the bytes read so far, until the
+    /// first payload byte tells `-too_large` (`!`) from a bare close (anything else).
+    var peekedPrefix: [UInt8]?
 
     /// Creates the protocol for one connection from `peer`.
     public init(state: ServerState, peer: SocketAddress) {
@@ -48,8 +51,22 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
 
     public override func dataReceived(_ data: UnsafeRawBufferPointer) {
         received(data.count)
+        if peekedPrefix != nil {
+            peekedPrefix!.append(contentsOf: data.prefix(NetstringReceiver.failedInputKept))
+            decideOverLongRequest()
+            return
+        }
         super.dataReceived(data)
-        perform(host.session.readEnded())
+        readEnded()
+    }
+
+    public override func readConnectionLost() {
+        if peekedPrefix != nil {
+            peekedPrefix = nil
+            perform(host.session.closeAfterOwed())
+            return
+        }
+        super.readConnectionLost()
     }
 
     public override func stringReceived(_ payload: UnsafeRawBufferPointer) {
@@ -75,8 +92,12 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         if query.elementsEqual("list".utf8) {
             let names = state.transformNames.joined(separator: "\n")
             send(successReply(Array(names.utf8), style: true))
+        } else if query.elementsEqual("limits".utf8) {
+            // protocol-spec/netstring.md 3.1: the longest payload counts the whole request.
+            let limits = "max_request_bytes=\(state.limits.maxRequestBytes)\nmax_line_length=\(state.limits.maxLineLength)\n"
+            send(successReply(Array(limits.utf8), style: true))
         } else {
-            fail(.badRequest("unknown query (try ?list)"), style: true, countingAs: nil)
+            fail(.badRequest("unknown query (try ?list or ?limits)"), style: true, countingAs: nil)
         }
     }
 
@@ -107,20 +128,51 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         extended ? NetstringTransformCodec.errorReply(code: error.code, message: error.message) : nil
     }
 
+    /// The netstring port closes an idle or late connection without a word (protocol-spec 4).
+    func expiryNotice(_ expiry: ConnectionSession<Deferred<[UInt8]>>.Expiry) -> [UInt8]? { nil }
+
+    var hasPartialRequest: Bool { hasPartialFrame }
+
     // MARK: Framing errors, EOF, loss
 
     public override func framingError(_ error: NetstringError) {
         debug("malformed netstring: \(error)")
-        if extendedSeen {
-            let wire: WireError
-            switch error {
-            case .tooLong, .lengthPrefixTooLong:
-                wire = .tooLarge("the request is longer than \(state.limits.maxRequestBytes) bytes")
-            default:
-                wire = .badRequest("malformed netstring")
+        let wire: WireError
+        switch error {
+        case .tooLong, .lengthPrefixTooLong:
+            wire = tooLarge
+            if !extendedSeen {
+                // Issue 11: the first payload byte tells an extended request (`!`: answer
+                // `-too_large`) from an original one (close without a reply, as the original).
+                peekedPrefix = failedInput
+                decideOverLongRequest()
+                return
             }
-            send(NetstringTransformCodec.errorReply(code: wire.code, message: wire.message))
+        default:
+            wire = .badRequest("malformed netstring")
         }
+        state.stats.countRejected(wire.code)
+        if extendedSeen { send(NetstringTransformCodec.errorReply(code: wire.code, message: wire.message)) }
+        perform(host.session.closeAfterOwed())
+    }
+
+    var tooLarge: WireError { .tooLarge("the request is longer than \(state.limits.maxRequestBytes) bytes") }
+
+    /// With the bytes of an over-long request read so far (from its length prefix on): waits for
+    /// the first payload byte, then answers `-too_large` and closes if it is `!`, or closes.
+    func decideOverLongRequest() {
+        guard let bytes = peekedPrefix else { return }
+        var i = 0
+        while i < bytes.count, bytes[i] &- UInt8(ascii: "0") < 10 { i += 1 }
+        if i == bytes.count, i < NetstringReceiver.failedInputKept { return }  // more digits may come
+        var extended = false
+        if i < bytes.count, bytes[i] == UInt8(ascii: ":") {
+            if i + 1 == bytes.count { return }  // the first payload byte has not arrived yet
+            extended = bytes[i + 1] == UInt8(ascii: "!")
+        }
+        peekedPrefix = nil
+        state.stats.countRejected(tooLarge.code)
+        if extended { send(NetstringTransformCodec.errorReply(code: tooLarge.code, message: tooLarge.message)) }
         perform(host.session.closeAfterOwed())
     }
 

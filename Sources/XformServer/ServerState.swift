@@ -5,8 +5,20 @@ import XformTransforms
 protocol DrainableConnection: AnyObject {
     /// Stop taking new work; close once the replies already owed are sent.
     func drain()
+    /// Accepted during shutdown: answer the first read's requests `shutting_down`, then close
+    /// (or close after a short grace if nothing comes).
+    func drainJustAccepted()
     /// Where ``ServerState`` keeps it (moved when another connection leaves).
     var registryIndex: Int { get set }
+    /// The port it came in on.
+    var port: ServerPort { get }
+    /// When it was opened, if it may be evicted to make room: it has not completed a request
+    /// and owes nothing. Nil otherwise.
+    var evictableSince: Duration? { get }
+    /// Closes it to make room for a new connection.
+    func evict()
+    /// Pauses (true) or allows (false) the delivery of its requests for the pending-work budget.
+    func setThrottled(_ on: Bool)
 }
 
 /// The state every connection of one server shares: the backend that runs requests, the
@@ -69,7 +81,7 @@ public final class ServerState {
     func register(_ connection: any DrainableConnection, port: ServerPort) -> Int {
         connections.append(connection)
         stats.connectionOpened(port: port)
-        if shuttingDown { connection.drain() }
+        if shuttingDown { connection.drainJustAccepted() }
         return connections.count - 1
     }
 
@@ -104,6 +116,56 @@ public final class ServerState {
         let d = Deferred<Void>()
         drainWaiters.append(d)
         return d
+    }
+
+    /// Bytes all connections hold in pending work (see ``ServerLimits/maxPendingBytesTotal``).
+    public private(set) var pendingBytes = 0
+    /// Connections paused for the budget, released together once it drains.
+    var throttled: [ObjectIdentifier: any DrainableConnection] = [:]
+    /// Times the budget paused a connection.
+    public private(set) var throttleCount = 0
+
+    /// A connection's pending work changed by `delta` (it now holds `holding` bytes). Over the
+    /// budget, a connection holding more than the average share is paused (the heaviest
+    /// readers stop first); once under 90 % of it, every paused connection is released.
+    func pendingWorkChanged(by delta: Int, on connection: any DrainableConnection, holding: Int) {
+        pendingBytes += delta
+        let budget = limits.maxPendingBytesTotal
+        if pendingBytes > budget {
+            let share = pendingBytes / max(1, connections.count)
+            let id = ObjectIdentifier(connection)
+            if delta > 0, holding >= share, throttled[id] == nil {
+                throttled[id] = connection
+                throttleCount += 1
+                connection.setThrottled(true)
+            }
+        } else if !throttled.isEmpty, pendingBytes <= budget / 10 * 9 {
+            let released = throttled.values
+            throttled.removeAll()
+            for c in released { c.setThrottled(false) }
+        }
+        if holding == 0, let c = throttled.removeValue(forKey: ObjectIdentifier(connection)) { c.setThrottled(false) }
+        stats.pendingBytes = pendingBytes
+        stats.throttles = throttleCount
+    }
+
+    /// At the connection limit of `port`: closes the oldest connection that has not completed a
+    /// request (a slow or silent client), so a handful of those cannot fill the server.
+    ///
+    /// - Returns: true if one was closed.
+    func evictOldestNewcomer(port: ServerPort) -> Bool {
+        var victim: (any DrainableConnection)?
+        var oldest = Duration.zero
+        for c in connections where c.port == port {
+            if let since = c.evictableSince, victim == nil || since < oldest {
+                victim = c
+                oldest = since
+            }
+        }
+        guard let victim else { return false }
+        stats.connectionEvicted()
+        victim.evict()
+        return true
     }
 
     /// The transforms served, sorted by name.

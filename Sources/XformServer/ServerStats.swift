@@ -77,6 +77,13 @@ public final class ServerStats {
         self.started = clock.now
     }
 
+    /// Requests that reached no transform (malformed, unknown or invalid name, too large,
+    /// refused while shutting down), per error code.
+    public private(set) var rejected: [String: Int] = [:]
+
+    /// Counts one request that reached no transform.
+    public func countRejected(_ code: String) { rejected[code, default: 0] += 1 }
+
     /// Inline requests with at least this many bytes of text are timed for the duration
     /// histogram; smaller ones take a few microseconds, less than the clock reads would add.
     public static let timedInlineBytes = 16 * 1024
@@ -117,6 +124,15 @@ public final class ServerStats {
 
     func connectionRefused() { refusedConnections += 1 }
 
+    /// Connections closed at the limit to make room (they had not completed a request).
+    public private(set) var evictedConnections = 0
+
+    func connectionEvicted() { evictedConnections += 1 }
+
+    /// Bytes held in pending work now, and how often the budget paused a connection.
+    public internal(set) var pendingBytes = 0
+    public internal(set) var throttles = 0
+
     /// The latency below which `fraction` of recorded requests fell (bucket upper bound, µs).
     public func latencyPercentile(_ fraction: Double) -> Int? {
         let total = latencyBuckets.reduce(0, +)
@@ -140,11 +156,18 @@ public final class ServerStats {
             lines.append("connections_total \(port.rawValue) \(total[port.index])")
         }
         lines.append("connections_refused \(refusedConnections)")
+        if evictedConnections > 0 { lines.append("connections_evicted \(evictedConnections)") }
+        lines.append("pending_bytes \(pendingBytes)")
+        if throttles > 0 { lines.append("connections_throttled \(throttles)") }
         lines.append("bytes_in \(bytesIn)")
         lines.append("bytes_out \(bytesOut)")
         for name in requests.keys.sorted() {
             let outcomes = requests[name]!.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             lines.append("requests \(name) " + outcomes.joined(separator: " "))
+        }
+        if !rejected.isEmpty {
+            let outcomes = rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            lines.append("requests_rejected " + outcomes.joined(separator: " "))
         }
         if let p50 = latencyPercentile(0.5), let p99 = latencyPercentile(0.99) {
             lines.append("async_latency_us p50<\(p50) p99<\(p99)")

@@ -45,6 +45,7 @@ extension ServerState {
     /// port); refusals are counted and logged.
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
+        limit.makeRoom = { [weak self] in self?.evictOldestNewcomer(port: port) ?? false }
         // The first refusal is logged in full, then one summary line per 10 s (issue 10 §4).
         let refusals = EventSummarizer(clock: clock, emit: { [logger] in logger.info($0) }) { n, t in
             "refused \(EventSummarizer.describe(n)) \(port.rawValue) connections in the last "

@@ -32,6 +32,11 @@ protocol TransformSessionHost: DrainableConnection {
     func successReply(_ text: [UInt8], style: ReplyStyle) -> [UInt8]
     /// The error reply, or nil where the form's only signal is a close without reply.
     func errorReply(_ error: WireError, style: ReplyStyle) -> [UInt8]?
+    /// What is sent before a deadline closes the connection (nil: nothing, the netstring port
+    /// closes silently).
+    func expiryNotice(_ expiry: ConnectionSession<Deferred<[UInt8]>>.Expiry) -> [UInt8]?
+    /// True while part of a request has arrived and the rest has not.
+    var hasPartialRequest: Bool { get }
     /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`
     /// straight into the transport's output buffer (the transform writes its output in place).
     ///
@@ -43,59 +48,134 @@ protocol TransformSessionHost: DrainableConnection {
 struct SessionHostState {
     /// This connection's lifecycle.
     var session: ConnectionSession<Deferred<[UInt8]>>
-    /// The idle timeout, while the connection is open.
-    var idleTimer: IdleTimeout?
+    /// The timer armed for the session's next deadline, and that deadline.
+    var deadlineCall: (any DelayedCall)?
+    var armedFor: Duration?
     /// The counters of the transform used last: counting a request costs no hashing.
     var lastCounters: TransformCounters?
     /// This connection's place in ``ServerState``'s list of open connections (-1: none).
     var registryIndex = -1
+    /// The pending bytes last reported to ``ServerState``'s budget.
+    var reportedPending = 0
     /// The last local transform used (a repeated request skips the registry) and its counters.
     var lastHandle: TransformHandle?
     var lastHandleCounters: TransformCounters?
 
     init(limits: ServerLimits) {
-        session = ConnectionSession(configuration: .init(maxPendingRequests: limits.maxPendingPerConnection))
+        session = ConnectionSession(
+            configuration: .init(
+                maxPendingRequests: limits.maxPendingPerConnection, idleTimeout: limits.idleTimeout,
+                requestTimeout: limits.requestTimeout, maxPendingBytes: limits.maxPendingBytesPerConnection))
     }
 }
 
 extension TransformSessionHost {
     // MARK: Lifecycle
 
-    /// The connection is up: registers it and starts the idle timeout.
+    /// The connection is up: registers it and starts its idle period.
     func startSession() {
+        host.session.start(now: state.clock.now)
         let index = state.register(self, port: port)
         host.registryIndex = index
-        if let timeout = state.limits.idleTimeout {
-            // Unowned, not weak: a weak reference gives the protocol a side table, which puts every
-            // later retain and release of it on the slow path (measured: about 2,300 instructions
-            // per connection). Safe: the timer is cancelled in `endSession`, before the end.
-            host.idleTimer = IdleTimeout(clock: state.clock, timeout: timeout) { [unowned self] in
-                self.debug("idle for \(timeout): closing")
-                self.perform(self.host.session.idleTimedOut())
-            }
-        }
+        armDeadline()
     }
 
-    /// Bytes arrived: counts them and restarts the idle period.
+    /// Bytes arrived: counts them.
     @inline(__always)
     func received(_ byteCount: Int) {
         state.stats.bytes.received &+= byteCount
-        host.idleTimer?.touch()
+    }
+
+    /// The requests of one read are handled: the session learns the time and whether a request
+    /// is still incomplete (its deadlines move), and the timer follows its next deadline.
+    @inline(__always)
+    func readEnded() {
+        let now = state.clock.now
+        perform(host.session.readEnded(now: now, partialRequest: hasPartialRequest))
+        if host.session.deadlineMovedEarlier || host.deadlineCall == nil {
+            host.session.deadlineMovedEarlier = false
+            armDeadline()
+        }
+    }
+
+    /// Arms the one timer for the session's next deadline, unless it is armed for that or
+    /// earlier (a deadline that moved later is re-checked when the timer fires: no timer work
+    /// per request).
+    func armDeadline() {
+        guard let deadline = host.session.nextDeadline else { return }
+        if let armed = host.armedFor, armed <= deadline, host.deadlineCall != nil { return }
+        host.deadlineCall?.cancel()
+        host.armedFor = deadline
+        // Unowned, not weak: a weak reference gives the protocol a side table, which puts every
+        // later retain and release of it on the slow path (measured: about 2,300 instructions
+        // per connection). Safe: the timer is cancelled in `endSession`, before the end.
+        host.deadlineCall = state.clock.callLater(deadline - state.clock.now) { [unowned self] in
+            self.deadlineReached()
+        }
+    }
+
+    /// The timer fired: close if a deadline has passed, else follow the next one.
+    func deadlineReached() {
+        host.deadlineCall = nil
+        host.armedFor = nil
+        let (expired, actions) = host.session.deadlineCheck(at: state.clock.now) { expiryNotice($0) }
+        if let expired {
+            switch expired {
+            case .idle(let t): debug("idle for \(t): closing")
+            case .request(let t): debug("request not complete after \(t): closing")
+            case .drainGrace: debug("shutting down: no request from a connection accepted during shutdown")
+            }
+            state.stats.countRejected(expired.code)
+            perform(actions)
+        } else {
+            armDeadline()
+        }
     }
 
     /// The connection is gone: stops the timer, withdraws the work still running for it (Part
     /// 19: every pending Deferred is cancelled) and unregisters it.
     func endSession() {
-        host.idleTimer?.cancel()
-        host.idleTimer = nil
+        host.deadlineCall?.cancel()
+        host.deadlineCall = nil
         perform(host.session.connectionLost())
+        syncPending()
         state.unregister(at: host.registryIndex, port: port)
         host.registryIndex = -1
     }
 
+    /// When it may be evicted: opened at that time, no request completed, nothing owed.
+    var evictableSince: Duration? {
+        let s = host.session
+        return !s.hasCompletedRequest && s.isIdle && !s.finished ? s.openedAt : nil
+    }
+
+    /// Closed at the connection limit to make room.
+    func evict() {
+        debug("closed at the connection limit: no request completed yet")
+        perform(host.session.idleTimedOut())
+    }
+
+    /// Reports this connection's pending bytes to the server's budget (after they changed).
+    func syncPending() {
+        let now = host.session.pendingBytes
+        let delta = now - host.reportedPending
+        guard delta != 0 else { return }
+        host.reportedPending = now
+        state.pendingWorkChanged(by: delta, on: self, holding: now)
+    }
+
+    /// The server's budget: throttle this connection (it holds more than its share) or not.
+    func setThrottled(_ on: Bool) {
+        perform(host.session.setThrottled(on))
+    }
+
     /// Shutdown: take the replies owed to the end, then close.
     func drain() {
-        perform(host.session.shutdown())
+        perform(host.session.shutdown(now: state.clock.now))
+    }
+
+    func drainJustAccepted() {
+        perform(host.session.shutdown(now: state.clock.now, justAccepted: true))
     }
 
     // MARK: Actions
@@ -133,7 +213,9 @@ extension TransformSessionHost {
     // MARK: Requests
 
     /// Answers a request from what the backend produced.
-    func answer(_ outcome: TransformOutcome, name: UnsafeRawBufferPointer, style: ReplyStyle) {
+    func answer(
+        _ outcome: TransformOutcome, name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, style: ReplyStyle
+    ) {
         switch outcome {
         case .done(let bytes):
             countSuccess(name)
@@ -146,7 +228,7 @@ extension TransformSessionHost {
             }
             fail(WireError(error, maxBytes: state.limits.maxRequestBytes), style: style, countingAs: counted ? name : nil)
         case .pending(let deferred):
-            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style)
+            awaitReply(deferred, name: String(decoding: name, as: UTF8.self), style: style, cost: text.count)
         }
     }
 
@@ -170,7 +252,7 @@ extension TransformSessionHost {
             host.lastHandle = found
             host.lastHandleCounters = state.stats.counters(for: found.name, port: port)
         } else {
-            answer(local.start(name: name, text: text, context: state.context), name: name, style: style)
+            answer(local.start(name: name, text: text, context: state.context), name: name, text: text, style: style)
             return
         }
         if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
@@ -178,12 +260,14 @@ extension TransformSessionHost {
         {
             if text.count < ServerStats.timedInlineBytes {
                 if writeFastReply(fast, text: text, style: style) {
+                    host.session.repliedDirectly()
                     host.lastHandleCounters?.ok &+= 1
                     return
                 }
             } else {
                 let started = state.clock.now
                 if writeFastReply(fast, text: text, style: style) {
+                    host.session.repliedDirectly()
                     host.lastHandleCounters?.ok &+= 1
                     host.lastHandleCounters?.duration.observe((state.clock.now - started).seconds)
                     return
@@ -201,13 +285,13 @@ extension TransformSessionHost {
         _ run: () -> TransformOutcome, text: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer, style: ReplyStyle
     ) {
         guard text.count >= ServerStats.timedInlineBytes else {
-            answer(run(), name: name, style: style)
+            answer(run(), name: name, text: text, style: style)
             return
         }
         let started = state.clock.now
         let outcome = run()
         if case .pending = outcome {} else { observeDuration(since: started, name: name) }
-        answer(outcome, name: name, style: style)
+        answer(outcome, name: name, text: text, style: style)
     }
 
     /// Records the duration of an inline request of the transform called `name` (a registered one).
@@ -220,7 +304,11 @@ extension TransformSessionHost {
     /// Answers a failed request: its error reply, or (where the form has none) a close without
     /// reply after the replies owed before it.
     func fail(_ error: WireError, style: ReplyStyle, countingAs name: UnsafeRawBufferPointer?) {
-        if let name { state.stats.count(transform: String(decoding: name, as: UTF8.self), port: port, outcome: error.code) }
+        if let name {
+            state.stats.count(transform: String(decoding: name, as: UTF8.self), port: port, outcome: error.code)
+        } else {
+            state.stats.countRejected(error.code)
+        }
         debug("request failed: \(error)")
         if let reply = errorReply(error, style: style) {
             send(reply)
@@ -231,10 +319,11 @@ extension TransformSessionHost {
 
     /// Waits for a reply computed later, keeping its place in the order; the connection's end
     /// cancels it.
-    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle) {
-        let (ticket, actions) = host.session.await(deferred)
+    func awaitReply(_ deferred: Deferred<[UInt8]>, name: String, style: ReplyStyle, cost: Int = 0) {
+        let (ticket, actions) = host.session.await(deferred, cost: cost)
         let started = state.clock.now
         perform(actions)
+        syncPending()
         deferred.addCallbacks(
             { [weak self] bytes in
                 guard let self, self.host.session.isWaiting(ticket) else { return bytes }
@@ -242,7 +331,10 @@ extension TransformSessionHost {
                 self.state.stats.count(transform: name, port: self.port, outcome: "ok")
                 self.state.stats.record(latency: latency)
                 self.state.stats.observe(latency, transform: name, port: self.port)
-                self.perform(self.host.session.complete(ticket, with: self.successReply(bytes, style: style)))
+                self.perform(
+                    self.host.session.complete(ticket, with: self.successReply(bytes, style: style), now: self.state.clock.now))
+                self.syncPending()
+                self.armDeadline()
                 return bytes
             },
             { [weak self] error in
@@ -254,7 +346,9 @@ extension TransformSessionHost {
                 }
                 self.debug("\(name) failed: \(wire)")
                 if let reply = self.errorReply(wire, style: style) {
-                    self.perform(self.host.session.complete(ticket, with: reply))
+                    self.perform(self.host.session.complete(ticket, with: reply, now: self.state.clock.now))
+                    self.syncPending()
+                    self.armDeadline()
                 } else {
                     self.perform(self.host.session.completeByClosing(ticket))
                 }

@@ -15,7 +15,7 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(code) \(message)" }
 
-    /// No transform of that name is registered (or the name is not a valid name).
+    /// No transform of that name is registered (a name outside the grammar is a `bad_request`).
     public static func unknownTransform(_ name: String?) -> WireError {
         WireError(
             code: "unknown_transform",
@@ -42,7 +42,7 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
     public init(_ error: TransformError, maxBytes: Int) {
         switch error {
         case .unknownTransform(let name): self = .unknownTransform(name)
-        case .invalidName: self = .unknownTransform(nil)
+        case .invalidName: self = .badRequest("the name is not a valid transform name")
         case .invalidUTF8: self = .invalidUTF8
         case .tooLarge: self = .tooLarge("the text is longer than \(maxBytes) bytes")
         case .failed(let why): self = .transformFailed(why)

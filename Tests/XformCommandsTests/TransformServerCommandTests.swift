@@ -61,8 +61,12 @@ private let expectedHelp = """
                               The longest line accepted on the line port. (default:
                               16384)
       --idle-timeout <duration>
-                              Close connections idle this long; 0 never does.
-                              (default: 120s)
+                              Close connections with no complete request for this
+                              long; 0 never does. (default: 120s)
+      --request-timeout <duration>
+                              Close connections whose request is not complete this
+                              long after its first byte; 0 never does. (default:
+                              30s)
       --max-connections <count>
                               The most open connections per port. (default: 1024)
       --shutdown-timeout <duration>

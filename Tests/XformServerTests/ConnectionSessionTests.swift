@@ -187,3 +187,25 @@ struct ConnectionSessionTests {
         #expect(r.run(.complete("a", with: "+ok")) == Actions(writes: Self.writes("+ok", "-err")))
     }
 }
+
+extension ConnectionSessionTests {
+    @Test("Delivery pauses at the pending-bytes bound (inputs being computed and queued replies) and resumes below it")
+    func pendingBytesBound() {
+        var s = ConnectionSession<String>(configuration: .init(maxPendingRequests: 64, maxPendingBytes: 100))
+        let (a, first) = s.await("a", cost: 60)
+        #expect(first.isEmpty)
+        let (_, second) = s.await("b", cost: 50)
+        #expect(second == SessionActions(delivery: .pause))
+        #expect(s.pendingBytes == 110)
+        let done = s.complete(a, with: Array("x".utf8))
+        #expect(done == SessionActions(writes: [Array("x".utf8)], delivery: .resume))
+        #expect(s.pendingBytes == 50)
+    }
+
+    @Test("The server's budget throttles a connection until released, whatever its own bounds")
+    func throttled() {
+        var s = ConnectionSession<String>(configuration: .init(maxPendingRequests: 64))
+        #expect(s.setThrottled(true) == SessionActions(delivery: .pause))
+        #expect(s.setThrottled(false) == SessionActions(delivery: .resume))
+    }
+}

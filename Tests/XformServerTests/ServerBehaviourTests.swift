@@ -54,7 +54,9 @@ struct ServerBehaviourTests {
         let h = Harness(limits: { var l = ServerLimits(); l.maxRequestBytes = 20_000; return l }())
         let (_, ext) = h.netstring()
         ext.receive(ns("!" + name + ".text"))
-        #expect(ext.string().hasPrefix("-unknown_transform") || ext.string().contains(":-unknown_transform"))
+        // A well-formed name that is not registered is unknown; one outside the grammar is a bad request.
+        let code = TransformName.isValid(name) ? ":-unknown_transform" : ":-bad_request"
+        #expect(ext.string().contains(code))
         #expect(!ext.disconnecting)
         let (_, orig) = h.netstring()
         orig.receive(ns(name + ".text"))
@@ -118,8 +120,8 @@ struct ServerBehaviourTests {
         var limits = ServerLimits()
         limits.maxConnections = 2
         let h = Harness(limits: limits)
-        _ = h.netstring()
-        _ = h.netstring()
+        // Both have completed a request, so neither may be evicted to make room (issue 10).
+        for _ in 0..<2 { h.netstring().1.receive(ns("!upper.a")) }
         #expect(h.netstringPort.buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 1)) == nil)
         #expect(h.state.stats.refusedConnections == 1)
         #expect(h.linePort.buildProtocol(
@@ -245,5 +247,190 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("Issue 10 and 11: server-side fixes")
+struct ServerHardeningTests {
+    @Test("An invalid name (!__init__.HI) is a bad_request on both ports, as netstring.md's table says")
+    func invalidNameIsBadRequest() {
+        let h = Harness()
+        let (_, n) = h.netstring()
+        n.receive(ns("!__init__.HI"))
+        #expect(n.string() == "51:-bad_request the name is not a valid transform name,")
+        let (_, l) = h.line()
+        l.receive(Array("__init__ HI\n".utf8))
+        #expect(l.string() == "ERR bad_request the name is not a valid transform name\n")
+    }
+}
+
+extension ServerHardeningTests {
+    @Test("Issue 10: a request trickled a byte at a time is closed by the idle timeout (no complete request), not kept for ever")
+    func slowRequestIdle() {
+        var limits = ServerLimits()
+        limits.idleTimeout = .seconds(5)
+        let h = Harness(limits: limits)
+        let (_, t) = h.netstring()
+        t.receive(Array("99999:".utf8))
+        for _ in 0..<4 {
+            h.clock.advance(by: .seconds(1))
+            t.receive(Array("a".utf8))
+        }
+        #expect(!t.disconnecting)
+        h.clock.advance(by: .seconds(1))
+        #expect(t.disconnecting, "no complete request for 5 s")
+        #expect(t.value().isEmpty)
+    }
+
+    @Test("Issue 10: a request must be complete --request-timeout after its first byte, however busy the connection")
+    func requestTimeout() {
+        var limits = ServerLimits()
+        limits.idleTimeout = .seconds(100)
+        limits.requestTimeout = .seconds(3)
+        let h = Harness(limits: limits)
+        let (_, t) = h.line()
+        t.receive(Array("upper a\n".utf8))
+        h.clock.advance(by: .seconds(2))
+        t.receive(Array("upper b".utf8))  // no newline yet: a request in progress
+        h.clock.advance(by: .seconds(2))
+        t.receive(Array("b".utf8))
+        #expect(!t.disconnecting)
+        h.clock.advance(by: .seconds(1))
+        #expect(t.disconnecting)
+        #expect(t.string() == "OK A\nERR request_timeout closing: the request was not complete 3s after it began\n")
+    }
+
+    @Test("Issue 11: the line port announces an idle close")
+    func lineIdleNotice() {
+        var limits = ServerLimits()
+        limits.idleTimeout = .seconds(120)
+        let h = Harness(limits: limits)
+        let (_, t) = h.line()
+        h.clock.advance(by: .seconds(119))
+        #expect(!t.disconnecting)
+        h.clock.advance(by: .seconds(1))
+        #expect(t.string() == "ERR idle_timeout closing after 120s idle\n")
+        #expect(t.disconnecting)
+    }
+
+    @Test("Issue 11: stats counts requests that reached no transform (malformed, unknown, too long)")
+    func statsCountsRejected() {
+        var limits = ServerLimits()
+        limits.maxLineLength = 16
+        let h = Harness(limits: limits)
+        let (_, t) = h.line()
+        t.receive(Array("nosuch x\nupper a\\q\n__x y\nupper 0123456789abcdef0123\nstats\n".utf8))
+        #expect(t.string().contains("requests_rejected bad_request=2 too_large=1 unknown_transform=1\n"))
+    }
+
+    @Test("Issue 11: ?limits states the longest payload, name included, and the longest line")
+    func limitsQuery() {
+        let h = Harness()
+        let (_, t) = h.netstring()
+        t.receive(ns("?limits"))
+        #expect(t.value() == ns("+max_request_bytes=99999\nmax_line_length=16384\n"))
+        #expect(!t.disconnecting)
+    }
+
+    @Test("Issue 11: an over-long request whose first payload byte is '!' gets -too_large; drip-fed too")
+    func overLongPeek() {
+        for drip in [false, true] {
+            let h = Harness()
+            let (_, t) = h.netstring()
+            let bytes = Array("100000:!upper.aaaa".utf8)
+            if drip { for b in bytes where !t.disconnecting { t.receive([b]) } } else { t.receive(bytes) }
+            #expect(t.string() == "49:-too_large the request is longer than 99999 bytes,")
+            #expect(t.disconnecting)
+            let (_, o) = h.netstring()
+            o.receive(Array("100000:upper.aaaa".utf8))
+            #expect(o.value().isEmpty)
+            #expect(o.disconnecting)
+        }
+    }
+}
+
+extension ServerHardeningTests {
+    @Test("Issue 10: at the limit, the oldest connection that never completed a request makes room; working ones stay")
+    func evictionAtTheLimit() {
+        var limits = ServerLimits()
+        limits.maxConnections = 3
+        let h = Harness(limits: limits)
+        let (_, worker) = h.netstring()
+        worker.receive(ns("!upper.a"))
+        let (_, slow1) = h.netstring()
+        slow1.receive(Array("99999:".utf8))
+        h.clock.advance(by: .seconds(1))
+        let (_, slow2) = h.netstring()
+        let newcomer = h.netstringPort.buildProtocol(peer: SocketAddress(host: "127.0.0.1", port: 9))
+        #expect(newcomer != nil, "a legitimate client gets in")
+        #expect(slow1.disconnecting, "the oldest one that never completed a request was closed")
+        #expect(!slow2.disconnecting)
+        #expect(!worker.disconnecting)
+        #expect(h.state.stats.evictedConnections == 1)
+    }
+}
+
+extension ServerHardeningTests {
+    @Test("Issue 10: a client that never reads its replies cannot pin unbounded memory: pending work per connection is bounded")
+    func pendingBytesPerConnection() {
+        var limits = ServerLimits()
+        limits.offloadThreshold = 8
+        limits.asciiInlineLimit = 8
+        limits.maxPendingBytesPerConnection = 100
+        let pool = InlineThreadPool()
+        let state = ServerState(backend: TransformService(), clock: ManualClock(), threadPool: pool, limits: limits)
+        let t = StringTransport(deliversConnectionLost: true)
+        let p = NetstringTransformProtocol(state: state, peer: t.peer)
+        t.connect(p)
+        let request = ns("!upper." + String(repeating: "x", count: 40))
+        t.receive(request + request + request + request)
+        #expect(pool.jobs.count == 3, "delivery paused once 100 bytes of input were pending")
+        #expect(state.pendingBytes == 120)
+        pool.runAll()
+        #expect(state.pendingBytes == 0)
+        #expect(t.string().components(separatedBy: "+XXXX").count == 5, "all four answered once the work drained")
+    }
+
+    @Test("Issue 10: over the server's budget, the connection holding the most stops being read; released once it drains")
+    func globalBudget() {
+        var limits = ServerLimits()
+        limits.offloadThreshold = 8
+        limits.asciiInlineLimit = 8
+        limits.maxPendingBytesTotal = 100
+        let pool = InlineThreadPool()
+        let state = ServerState(backend: TransformService(), clock: ManualClock(), threadPool: pool, limits: limits)
+        let heavy = StringTransport(deliversConnectionLost: true)
+        heavy.connect(NetstringTransformProtocol(state: state, peer: heavy.peer))
+        let light = StringTransport(deliversConnectionLost: true)
+        light.connect(NetstringTransformProtocol(state: state, peer: light.peer))
+        let big = ns("!upper." + String(repeating: "x", count: 60))
+        heavy.receive(big + big + big)
+        #expect(pool.jobs.count == 2, "the heavy connection was paused once the budget was exceeded")
+        #expect(state.throttleCount == 1)
+        light.receive(ns("!upper.y"))
+        #expect(light.string() == "2:+Y,", "the light one is still served")
+        pool.runAll()
+        #expect(state.pendingBytes == 0)
+        #expect(heavy.string().components(separatedBy: "+XXXX").count == 4)
+    }
+}
+
+extension ServerHardeningTests {
+    @Test("Issue 10 5: a connection accepted during shutdown has its request answered shutting_down, then closes")
+    func acceptedDuringShutdown() {
+        let h = Harness()
+        _ = h.state.beginShutdown()
+        let (_, t) = h.netstring()
+        #expect(!t.disconnecting, "its request may already be on its way")
+        t.receive(ns("!upper.a"))
+        #expect(t.string() == "42:-shutting_down the server is shutting down,")
+        #expect(t.disconnecting)
+        let (_, original) = h.netstring()
+        original.receive(ns("upper.a"))
+        #expect(original.value().isEmpty)
+        #expect(original.disconnecting, "the original form's signal: a close without a reply")
+        let (_, silent) = h.netstring()
+        h.clock.advance(by: .seconds(1))
+        #expect(silent.disconnecting, "one that sends nothing does not hold the shutdown up")
     }
 }

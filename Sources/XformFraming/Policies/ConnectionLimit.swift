@@ -18,6 +18,9 @@ public final class ConnectionLimit: ServerFactory {
     public private(set) var refusedConnections = 0
     /// Called with the peer of each connection refused at the limit (to count or log it).
     public var onRefused: ((SocketAddress) -> Void)?
+    /// Called at the limit before refusing: returns true when it closed a connection to make
+    /// room (the new one is then accepted; the count is over the limit until that one ends).
+    public var makeRoom: (() -> Bool)?
 
     /// Wraps `factory`, allowing at most `maxConnections` open connections.
     public init(wrapping factory: any ServerFactory, maxConnections: Int) {
@@ -29,7 +32,7 @@ public final class ConnectionLimit: ServerFactory {
     /// Returns the wrapped factory's protocol, counted, or nil (refuse) when at the limit or when
     /// the wrapped factory refuses.
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
-        guard openConnections < maxConnections else {
+        guard openConnections < maxConnections || (makeRoom?() ?? false) else {
             refusedConnections += 1
             onRefused?(peer)
             return nil
