@@ -88,11 +88,11 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     ///
     /// - Parameters:
     ///   - logger: where unexpected errors go (never per-request events).
-    /// - Throws: ``SyscallError`` if epoll or the eventfd cannot be created.
+    /// - Throws: ``SystemError`` if epoll or the eventfd cannot be created.
     public init(logger: Logger? = nil, configuration: Configuration = Configuration()) throws {
         signal(SIGPIPE, SIG_IGN)
         let fd = cxf_epoll_create()
-        guard fd >= 0 else { throw SyscallError(call: "epoll_create1", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("epoll_create1", errno: lastErrno()) }
         epfd = fd
         do {
             handle = try EpollThreading()
@@ -430,24 +430,24 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// a signalfd. Call it first thing in `main`, before any other thread exists: threads
     /// inherit the mask.
     ///
-    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    /// - Throws: ``SystemError`` if `pthread_sigmask` fails.
     public static func blockSignals(_ signals: [Int32]) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
-        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+        if rc != 0 { throw SystemError("pthread_sigmask", errno: rc) }
     }
 
     /// Unblocks `signals` for the calling thread (children spawned later get the default).
     ///
-    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    /// - Throws: ``SystemError`` if `pthread_sigmask` fails.
     public static func unblockSignals(_ signals: [Int32]) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let rc = pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+        if rc != 0 { throw SystemError("pthread_sigmask", errno: rc) }
     }
 
     /// Delivers `signals` to `handler` on the reactor thread, read from a signalfd.
@@ -455,13 +455,13 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// The signals must already be blocked (see ``blockSignals(_:)``) in every thread, or the
     /// default action may run instead.
     ///
-    /// - Throws: ``SyscallError`` if the signalfd cannot be created.
+    /// - Throws: ``SystemError`` if the signalfd cannot be created.
     public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let fd = cxf_signalfd(&set)
-        guard fd >= 0 else { throw SyscallError(call: "signalfd", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("signalfd", errno: lastErrno()) }
         register(SignalHandler(fd: fd, reactor: self, handler: handler), events: CXF_EPOLLIN)
     }
 
@@ -490,7 +490,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         }
         if !accepted {
             Unmanaged<DeferredHolder<Value>>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
-            try? d.errback(SyscallError(call: "pthread_create", errno: EAGAIN))
+            try? d.errback(SystemError("pthread_create", errno: EAGAIN))
         }
         return d
     }

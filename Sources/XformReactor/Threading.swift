@@ -24,9 +24,9 @@ public final class EpollThreading: ReactorThreading {
     /// The `pthread_t` of the thread running the reactor.
     let owner = Atomic<UInt>(0)
 
-    init() throws(SyscallError) {
+    init() throws(SystemError) {
         let fd = cxf_eventfd()
-        guard fd >= 0 else { throw SyscallError(call: "eventfd", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("eventfd", errno: lastErrno()) }
         eventFD = fd
         owner.store(UInt(pthread_self()), ordering: .releasing)
     }
