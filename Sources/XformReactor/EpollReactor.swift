@@ -84,13 +84,16 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// True while ``run()`` is looping.
     public private(set) var isRunning = false
 
-    /// Creates a reactor; ignores `SIGPIPE` process-wide (writes report `EPIPE` instead).
+    /// Creates a reactor; ignores `SIGPIPE` process-wide (writes report `EPIPE` instead), and
+    /// sends unhandled Deferred failures to standard error unless a handler is installed already
+    /// (``XformCore/DeferredDiagnostics/standardError``).
     ///
     /// - Parameters:
     ///   - logger: where unexpected errors go (never per-request events).
     /// - Throws: ``SystemError`` if epoll or the eventfd cannot be created.
     public init(logger: Logger? = nil, configuration: Configuration = Configuration()) throws {
         signal(SIGPIPE, SIG_IGN)
+        DeferredDiagnostics.installIfNone(DeferredDiagnostics.standardError)
         let fd = cxf_epoll_create()
         guard fd >= 0 else { throw SystemError("epoll_create1", errno: lastErrno()) }
         epfd = fd

@@ -1,4 +1,5 @@
 import Glibc
+import XformCore
 
 /// A failed system call: which call, on what, and the `errno` it left.
 ///
@@ -98,5 +99,13 @@ public enum Syscall {
         let updated = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)
         if updated != flags, fcntl(fd, F_SETFD, updated) < 0 { return Glibc.errno }
         return nil
+    }
+}
+
+extension DeferredDiagnostics {
+    /// The handler that writes each unhandled Deferred failure as one line to standard error
+    /// (fd 2, unbuffered). `EpollReactor.init` installs it when no handler is installed yet.
+    public static let standardError: Handler = { error in
+        _ = Syscall.writeAll(2, error.description + "\n")
     }
 }
