@@ -288,8 +288,14 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
 
     // MARK: Thread calls
 
+    /// Runs the calls other threads queued. The atomic check first keeps the common turn, with
+    /// nothing queued, off the mutex; a call queued just after it is seen next turn (it woke us).
     func runThreadCalls() {
-        handle.queue.withLock { q in swap(&q.calls, &threadCallSpare) }
+        if !handle.callsQueued.load(ordering: .acquiring) { return }
+        handle.queue.withLock { q in
+            swap(&q.calls, &threadCallSpare)
+            handle.callsQueued.store(false, ordering: .relaxed)
+        }
         if threadCallSpare.isEmpty { return }
         for call in threadCallSpare { call() }
         threadCallSpare.removeAll(keepingCapacity: threadCallSpare.count <= 4096)
@@ -424,7 +430,10 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         dropAllTimers()
         pool?.stop()
         pool = nil
-        handle.queue.withLock { $0.calls.removeAll() }
+        handle.queue.withLock { q in
+            q.calls.removeAll()
+            handle.callsQueued.store(false, ordering: .relaxed)
+        }
     }
 
     // MARK: Signals
