@@ -51,7 +51,7 @@ let package = Package(
         // Prometheus text exposition and histograms: pure, no I/O.
         .target(name: "XformMetrics"),
         // Daemon support: command line, pidfile, log files, systemd, privileges, /proc figures.
-        .target(name: "XformDaemon", dependencies: ["XformCore", "CXformShims", "XformMetrics"]),
+        .target(name: "XformDaemon", dependencies: ["XformCore", "XformReactor", "CXformShims", "XformMetrics"]),
 
         // The two commands' logic (options, help, wiring), so executables stay thin and testable.
         .target(
@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "XformProxyTests",
             dependencies: ["XformProxy", "XformClient", "XformServer", "XformTesting", "XformReactor", "XformTransforms"]),
-        .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformTesting"]),
+        .testTarget(name: "XformDaemonTests", dependencies: ["XformDaemon", "XformReactor", "XformTesting"]),
         .testTarget(name: "XformMetricsTests", dependencies: ["XformMetrics"]),
         .testTarget(
             name: "XformCommandsTests",

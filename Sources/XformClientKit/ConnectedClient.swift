@@ -20,7 +20,7 @@ extension TransformClient {
     /// the connections, stops the reactor and waits for its thread; dropping the client stops
     /// it too, without waiting.
     ///
-    /// - Throws: a `SyscallError` when the event loop cannot be created (out of file descriptors).
+    /// - Throws: a `SystemError` when the event loop cannot be created (out of file descriptors).
     public static func connect(
         host: String = "127.0.0.1", port: Int = 10001,
         configuration: TransformProxy.Configuration = TransformProxy.Configuration()

@@ -397,7 +397,7 @@ final class TransformServerRunner {
     static func listenFailure(_ name: String, place: String, error: any Error) -> StartupFailure {
         let status: ExitStatus
         var hint = ""
-        switch (error as? SyscallError)?.errno {
+        switch (error as? SystemError)?.errno {
         case EACCES?, EPERM?:
             status = .noPermission
             hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"

@@ -133,7 +133,8 @@ public enum XformCommand {
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
             if fd < 0 { return .failure(SystemError.current("open")) }
             defer { close(fd) }
-            return writeAll(fd: fd, bytes) ? .success(()) : .failure(SystemError.current("write"))
+            if let e = Syscall.writeAll(fd, bytes) { return .failure(SystemError("write", errno: e)) }
+            return .success(())
         }
 
         /// The process's standard streams and file system.
@@ -146,7 +147,7 @@ public enum XformCommand {
                     defer { close(fd) }
                     return readAll(fd: fd, call: "read")
                 },
-                writeOutput: { bytes in writeAll(fd: 1, bytes) },
+                writeOutput: { bytes in Syscall.writeAll(1, bytes) == nil },
                 writeError: { writeToStandardError($0) },
                 isErrorTerminal: { isatty(2) == 1 })
         }
@@ -470,18 +471,3 @@ func readAll(fd: Int32, call: String) -> Result<[UInt8], SystemError> {
     }
 }
 
-/// Writes all of `bytes` to `fd`, retrying on EINTR and short writes; false on failure.
-func writeAll(fd: Int32, _ bytes: [UInt8]) -> Bool {
-    bytes.withUnsafeBytes { buf in
-        var offset = 0
-        while offset < buf.count {
-            let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
-        }
-        return true
-    }
-}

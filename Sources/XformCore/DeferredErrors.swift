@@ -62,19 +62,21 @@ public struct UnhandledError: Sendable, CustomStringConvertible {
 ///
 /// ARC deinitialises a Deferred at a predictable moment, so unhandled failures are reported
 /// right when the last reference goes, not whenever a garbage collector runs.
+///
+/// Core makes no syscalls, so it holds only the handler, not an output: until someone installs
+/// one, reports are dropped. The reactor installs a handler that writes each report as a line to
+/// standard error when the first `EpollReactor` is made (unless one is installed already); tests
+/// install a recording handler (`UnhandledErrors` in XformTesting).
 public enum DeferredDiagnostics {
     /// Receives unhandled failures.
     public typealias Handler = @Sendable (UnhandledError) -> Void
 
-    static let handler = Mutex<Handler>({ error in
-        var stderr = StandardError()
-        print(error.description, to: &stderr)
-    })
+    static let handler = Mutex<Handler?>(nil)
 
-    /// Replaces the process-wide handler and returns the previous one (tests install a
-    /// recording handler; the daemon routes reports to its log).
+    /// Replaces the process-wide handler and returns the previous one, `nil` if none was
+    /// installed (tests install a recording handler; the daemon may route reports to its log).
     @discardableResult
-    public static func setHandler(_ new: @escaping Handler) -> Handler {
+    public static func setHandler(_ new: @escaping Handler) -> Handler? {
         handler.withLock { current in
             let old = current
             current = new
@@ -82,36 +84,21 @@ public enum DeferredDiagnostics {
         }
     }
 
-    static func report(_ error: UnhandledError) {
-        let h = handler.withLock { $0 }
-        h(error)
-    }
-}
-
-/// A `TextOutputStream` on file descriptor 2, without Foundation.
-public struct StandardError: TextOutputStream {
-    public init() {}
-    public mutating func write(_ string: String) {
-        var s = string
-        s.withUTF8 { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = _xformWrite(2, buf.baseAddress! + offset, buf.count - offset)
-                if n <= 0 { return }
-                offset += n
-            }
+    /// Installs `fallback` only if no handler is installed yet; returns whether it did.
+    ///
+    /// For the layer that owns an output (the reactor's standard error), so it never replaces a
+    /// handler a program or a test installed on purpose.
+    @discardableResult
+    public static func installIfNone(_ fallback: @escaping Handler) -> Bool {
+        handler.withLock { current in
+            if current != nil { return false }
+            current = fallback
+            return true
         }
     }
-}
 
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func _xformWrite(_ fd: Int32, _ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
-    Glibc.write(fd, p, n)
+    static func report(_ error: UnhandledError) {
+        let h = handler.withLock { $0 }
+        h?(error)
+    }
 }
-#elseif canImport(Darwin)
-import Darwin
-@inline(__always) func _xformWrite(_ fd: Int32, _ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
-    Darwin.write(fd, p, n)
-}
-#endif

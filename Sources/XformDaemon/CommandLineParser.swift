@@ -1,4 +1,5 @@
 import Glibc
+import XformReactor
 
 /// Why a command line could not be used, or a request that ends the program early (`--help`).
 ///

@@ -1,6 +1,7 @@
 import CXformShims
 import Glibc
 import Synchronization
+import XformReactor
 
 /// What a daemon child writes on its status pipe.
 ///

@@ -1,4 +1,5 @@
 import Glibc
+import XformReactor
 
 /// Process exit statuses: success, plain failure, and the BSD `sysexits.h` codes.
 ///

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import XformReactor
 
 /// An append-mode log file that rotates by size, like twistd's `LogFile`.
 ///

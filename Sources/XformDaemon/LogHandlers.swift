@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import XformCore
+import XformReactor
 
 /// Where formatted log lines go: standard error, a ``LogFile``, or a test's memory.
 ///

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import XformReactor
 
 /// Why a pidfile could not be taken or removed.
 public enum PIDFileError: ExitStatusError, Equatable, Sendable {

@@ -1,4 +1,5 @@
 import Glibc
+import XformReactor
 
 /// Why a user or group could not be resolved or switched to.
 public enum PrivilegeError: ExitStatusError, Equatable, Sendable {

@@ -1,5 +1,6 @@
 import CXformShims
 import Glibc
+import XformReactor
 
 /// The process signal mask, set up the way the reactor's signalfd needs it.
 ///

@@ -1,33 +1,5 @@
 import Glibc
-
-/// A failed system call: which call, on what, and the `errno` it left.
-///
-/// The daemon layer reports these to people, so ``description`` reads like a line of a log:
-/// `open /var/run/x.pid: Permission denied`.
-public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The call that failed, with its subject, e.g. `open /var/run/x.pid`.
-    public var call: String
-    /// The `errno` value the call left.
-    public var errno: Int32
-
-    /// Wraps `errno` for `call`.
-    public init(_ call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    /// Captures the current `errno` for `call`.
-    public static func current(_ call: String) -> SystemError { SystemError(call, errno: Glibc.errno) }
-
-    /// `call: strerror(errno)`.
-    public var description: String { "\(call): \(SystemError.message(for: errno))" }
-
-    /// The C library's text for an `errno` value (`strerror`).
-    public static func message(for code: Int32) -> String {
-        guard let text = strerror(code) else { return "error \(code)" }
-        return String(cString: text)
-    }
-}
+import XformReactor
 
 /// Errors that know which sysexits code the process should exit with.
 ///
@@ -61,67 +33,6 @@ public enum ProcessEnvironment {
     /// exist.
     public static func unset(_ names: [String]) {
         for name in names { unsetenv(name) }
-    }
-}
-
-/// Small EINTR-safe wrappers used across the module.
-enum Syscall {
-    /// Writes all of `bytes` to `fd`, retrying on EINTR and short writes.
-    ///
-    /// - Returns: `nil` on success, or the `errno` of the failing `write`.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
-        guard var base = bytes.baseAddress else { return nil }
-        var left = bytes.count
-        while left > 0 {
-            let n = write(fd, base, left)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            left -= n
-            base += n
-        }
-        return nil
-    }
-
-    /// Writes all of `text`'s UTF-8 bytes to `fd`, retrying on EINTR and short writes.
-    static func writeAll(_ fd: Int32, _ text: String) -> Int32? {
-        var text = text
-        return text.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
-    }
-
-    /// Reads `fd` to end of file, retrying on EINTR.
-    ///
-    /// - Returns: the bytes read and, if reading stopped on an error, its `errno`.
-    static func readToEnd(_ fd: Int32, limit: Int = 1 << 20) -> (bytes: [UInt8], errno: Int32?) {
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while out.count < limit {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return (out, errno)
-            }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return (out, nil)
-    }
-
-    /// Closes `fd`, ignoring EINTR (on Linux the descriptor is released anyway).
-    static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)
-    }
-
-    /// Sets or clears `FD_CLOEXEC` on `fd`.
-    ///
-    /// - Returns: `nil` on success, or the `errno` of the failing `fcntl`.
-    static func setCloseOnExec(_ fd: Int32, _ on: Bool) -> Int32? {
-        let flags = fcntl(fd, F_GETFD)
-        if flags < 0 { return errno }
-        let updated = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)
-        if updated != flags, fcntl(fd, F_SETFD, updated) < 0 { return errno }
-        return nil
     }
 }
 

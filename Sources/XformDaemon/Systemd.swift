@@ -1,4 +1,5 @@
 import Glibc
+import XformReactor
 
 /// Tells systemd about the service's state over `NOTIFY_SOCKET` (`sd_notify` without libsystemd).
 ///

@@ -84,15 +84,18 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// True while ``run()`` is looping.
     public private(set) var isRunning = false
 
-    /// Creates a reactor; ignores `SIGPIPE` process-wide (writes report `EPIPE` instead).
+    /// Creates a reactor; ignores `SIGPIPE` process-wide (writes report `EPIPE` instead), and
+    /// sends unhandled Deferred failures to standard error unless a handler is installed already
+    /// (``XformCore/DeferredDiagnostics/standardError``).
     ///
     /// - Parameters:
     ///   - logger: where unexpected errors go (never per-request events).
-    /// - Throws: ``SyscallError`` if epoll or the eventfd cannot be created.
+    /// - Throws: ``SystemError`` if epoll or the eventfd cannot be created.
     public init(logger: Logger? = nil, configuration: Configuration = Configuration()) throws {
         signal(SIGPIPE, SIG_IGN)
+        DeferredDiagnostics.installIfNone(DeferredDiagnostics.standardError)
         let fd = cxf_epoll_create()
-        guard fd >= 0 else { throw SyscallError(call: "epoll_create1", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("epoll_create1", errno: lastErrno()) }
         epfd = fd
         do {
             handle = try EpollThreading()
@@ -285,8 +288,14 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
 
     // MARK: Thread calls
 
+    /// Runs the calls other threads queued. The atomic check first keeps the common turn, with
+    /// nothing queued, off the mutex; a call queued just after it is seen next turn (it woke us).
     func runThreadCalls() {
-        handle.queue.withLock { q in swap(&q.calls, &threadCallSpare) }
+        if !handle.callsQueued.load(ordering: .acquiring) { return }
+        handle.queue.withLock { q in
+            swap(&q.calls, &threadCallSpare)
+            handle.callsQueued.store(false, ordering: .relaxed)
+        }
         if threadCallSpare.isEmpty { return }
         for call in threadCallSpare { call() }
         threadCallSpare.removeAll(keepingCapacity: threadCallSpare.count <= 4096)
@@ -421,7 +430,10 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         dropAllTimers()
         pool?.stop()
         pool = nil
-        handle.queue.withLock { $0.calls.removeAll() }
+        handle.queue.withLock { q in
+            q.calls.removeAll()
+            handle.callsQueued.store(false, ordering: .relaxed)
+        }
     }
 
     // MARK: Signals
@@ -430,24 +442,24 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// a signalfd. Call it first thing in `main`, before any other thread exists: threads
     /// inherit the mask.
     ///
-    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    /// - Throws: ``SystemError`` if `pthread_sigmask` fails.
     public static func blockSignals(_ signals: [Int32]) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
-        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+        if rc != 0 { throw SystemError("pthread_sigmask", errno: rc) }
     }
 
     /// Unblocks `signals` for the calling thread (children spawned later get the default).
     ///
-    /// - Throws: ``SyscallError`` if `pthread_sigmask` fails.
+    /// - Throws: ``SystemError`` if `pthread_sigmask` fails.
     public static func unblockSignals(_ signals: [Int32]) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let rc = pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        if rc != 0 { throw SyscallError(call: "pthread_sigmask", errno: rc) }
+        if rc != 0 { throw SystemError("pthread_sigmask", errno: rc) }
     }
 
     /// Delivers `signals` to `handler` on the reactor thread, read from a signalfd.
@@ -455,13 +467,13 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// The signals must already be blocked (see ``blockSignals(_:)``) in every thread, or the
     /// default action may run instead.
     ///
-    /// - Throws: ``SyscallError`` if the signalfd cannot be created.
+    /// - Throws: ``SystemError`` if the signalfd cannot be created.
     public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let fd = cxf_signalfd(&set)
-        guard fd >= 0 else { throw SyscallError(call: "signalfd", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("signalfd", errno: lastErrno()) }
         register(SignalHandler(fd: fd, reactor: self, handler: handler), events: CXF_EPOLLIN)
     }
 
@@ -490,7 +502,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         }
         if !accepted {
             Unmanaged<DeferredHolder<Value>>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
-            try? d.errback(SyscallError(call: "pthread_create", errno: EAGAIN))
+            try? d.errback(SystemError("pthread_create", errno: EAGAIN))
         }
         return d
     }

@@ -2,23 +2,6 @@ import CXformShims
 import Glibc
 import XformCore
 
-/// A system call that failed: its name and `errno`.
-public struct SyscallError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The call that failed, e.g. `bind`.
-    public let call: String
-    /// The `errno` it set.
-    public let errno: Int32
-
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String {
-        "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
-    }
-}
-
 /// The current thread's `errno`.
 @inline(__always) func lastErrno() -> Int32 { Glibc.errno }
 

@@ -228,26 +228,26 @@ extension EpollReactor {
     /// Listens on `interface:port` with `SO_REUSEADDR` (port 0 picks a free port, shown in the
     /// port's `address`). `interface` is an IPv4 or IPv6 literal, or a resolvable name.
     ///
-    /// - Throws: ``SyscallError`` from `socket`, `bind` or `listen` (`EADDRINUSE`, `EACCES`...),
+    /// - Throws: ``SystemError`` from `socket`, `bind` or `listen` (`EADDRINUSE`, `EACCES`...),
     ///   or with call `getaddrinfo` and `EADDRNOTAVAIL` when the interface does not resolve.
     public func listenTCP(
         port: Int, factory: any ServerFactory, interface: String = "0.0.0.0", backlog: Int = 511
     ) throws -> any ListeningPort {
         guard let address = RawAddress.resolve(host: interface, port: port, passive: true)?.first else {
-            throw SyscallError(call: "getaddrinfo(\(interface))", errno: EADDRNOTAVAIL)
+            throw SystemError("getaddrinfo(\(interface))", errno: EADDRNOTAVAIL)
         }
         let fd = cxf_socket_nonblocking(address.family, CXF_SOCK_STREAM)
-        guard fd >= 0 else { throw SyscallError(call: "socket", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("socket", errno: lastErrno()) }
         setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
         if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
             let e = lastErrno()
             closeFD(fd)
-            throw SyscallError(call: "bind", errno: e)
+            throw SystemError("bind", errno: e)
         }
         if Glibc.listen(fd, Int32(clamping: backlog)) != 0 {
             let e = lastErrno()
             closeFD(fd)
-            throw SyscallError(call: "listen", errno: e)
+            throw SystemError("listen", errno: e)
         }
         return startPort(fd: fd, factory: factory)
     }
@@ -255,18 +255,18 @@ extension EpollReactor {
     /// Adopts a socket that is already bound and listening (systemd socket activation, fd 3...):
     /// makes it non-blocking and close-on-exec, then accepts on it like ``listenTCP(port:factory:interface:backlog:)``.
     ///
-    /// - Throws: ``SyscallError`` if the fd is not a socket or cannot be configured.
+    /// - Throws: ``SystemError`` if the fd is not a socket or cannot be configured.
     public func adoptListeningSocket(fd: Int32, factory: any ServerFactory) throws -> any ListeningPort {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
-            throw SyscallError(call: "fcntl(O_NONBLOCK)", errno: lastErrno())
+            throw SystemError("fcntl(O_NONBLOCK)", errno: lastErrno())
         }
         let fdFlags = fcntl(fd, F_GETFD)
         guard fdFlags >= 0, fcntl(fd, F_SETFD, fdFlags | FD_CLOEXEC) == 0 else {
-            throw SyscallError(call: "fcntl(FD_CLOEXEC)", errno: lastErrno())
+            throw SystemError("fcntl(FD_CLOEXEC)", errno: lastErrno())
         }
         guard RawAddress.local(of: fd) != nil else {
-            throw SyscallError(call: "getsockname", errno: lastErrno())
+            throw SystemError("getsockname", errno: lastErrno())
         }
         return startPort(fd: fd, factory: factory)
     }

@@ -19,14 +19,17 @@ public final class EpollThreading: ReactorThreading {
         var sleeping = false
     }
     let queue = PthreadMutex(Queue())  // not Mutex: TSan cannot see Mutex's futex slow path
+    /// True while ``queue`` holds calls: set under the lock after an enqueue, cleared under the
+    /// lock when the reactor takes them, so a loop turn with nothing queued takes no lock.
+    let callsQueued = Atomic<Bool>(false)
     /// Set by ``requestStop()``; the reactor turns it into ``EpollReactor/stop()``.
     let stopRequested = Atomic<Bool>(false)
     /// The `pthread_t` of the thread running the reactor.
     let owner = Atomic<UInt>(0)
 
-    init() throws(SyscallError) {
+    init() throws(SystemError) {
         let fd = cxf_eventfd()
-        guard fd >= 0 else { throw SyscallError(call: "eventfd", errno: lastErrno()) }
+        guard fd >= 0 else { throw SystemError("eventfd", errno: lastErrno()) }
         eventFD = fd
         owner.store(UInt(pthread_self()), ordering: .releasing)
     }
@@ -39,6 +42,7 @@ public final class EpollThreading: ReactorThreading {
     public func callFromThread(_ work: @escaping @Sendable () -> Void) {
         let mustWake = queue.withLock { q in
             q.calls.append(work)
+            callsQueued.store(true, ordering: .releasing)
             // The reactor marks itself sleeping, under this lock, only after finding the queue
             // empty; so either it sees this call before blocking, or we see it sleeping here.
             // One wake-up per sleep is enough.

@@ -444,14 +444,14 @@ struct TransformServerBindFailureTests {
     @Test("Address in use exits 71, permission denied 77, an address this host lacks 78")
     func listenFailures() {
         let inUse = TransformServerRunner.listenFailure(
-            "netstring", place: "127.0.0.1:1", error: SyscallError(call: "bind", errno: EADDRINUSE))
+            "netstring", place: "127.0.0.1:1", error: SystemError("bind", errno: EADDRINUSE))
         #expect(inUse.exitStatus == .osError)
-        #expect(inUse.message.hasPrefix("cannot listen for netstring requests on 127.0.0.1:1: bind failed: "))
+        #expect(inUse.message.hasPrefix("cannot listen for netstring requests on 127.0.0.1:1: bind: Address already in use"))
         #expect(
-            TransformServerRunner.listenFailure("line", place: "x", error: SyscallError(call: "bind", errno: EACCES))
+            TransformServerRunner.listenFailure("line", place: "x", error: SystemError("bind", errno: EACCES))
                 .exitStatus == .noPermission)
         #expect(
-            TransformServerRunner.listenFailure("line", place: "x", error: SyscallError(call: "bind", errno: EADDRNOTAVAIL))
+            TransformServerRunner.listenFailure("line", place: "x", error: SystemError("bind", errno: EADDRNOTAVAIL))
                 .exitStatus == .configuration)
     }
 }

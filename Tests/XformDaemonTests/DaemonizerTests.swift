@@ -2,6 +2,7 @@ import Glibc
 import Testing
 
 @testable import XformDaemon
+import XformReactor
 
 @Suite("Daemon status pipe")
 struct DaemonStatusTests {

@@ -2,6 +2,7 @@ import Glibc
 import Testing
 
 @testable import XformDaemon
+import XformReactor
 
 /// Tests that change process-wide state (environment, umask, this thread's signal mask).
 /// Serialized, and each restores what it changed.
