@@ -221,7 +221,7 @@ extension TransformServerCommand {
                         "Stop gracefully: turn unready (/readyz answers 503), after --drain-delay stop listening, "
                             + "finish the requests in flight (up to --shutdown-timeout), "
                             + "close, remove the pidfile, exit 0. A second one exits at once with status 128+signal."),
-                    .item("HUP", "Reopen the log file (after logrotate moved it)."),
+                    .item("HUP", "Reopen the log file (after logrotate moved it); re-read --max-concurrent-async from --config."),
                     .item("USR1", "Rotate the log file now."),
                     .item("USR2", "Log the server statistics."),
                 ]),

@@ -69,6 +69,11 @@ private let expectedHelp = """
                               30s)
       --max-connections <count>
                               The most open connections per port. (default: 1024)
+      --max-concurrent-async <count>
+                              The most asynchronous and thread-pool transforms
+                              underway at once, shared fairly among connections; 0
+                              is unbounded. Default: twice the thread pool size.
+                              Re-read from --config on HUP.
       --shutdown-timeout <duration>
                               How long a graceful stop waits for requests in flight
                               before closing connections; 0 waits for ever.
@@ -131,7 +136,8 @@ private let expectedHelp = """
                               requests in flight (up to --shutdown-timeout), close,
                               remove the pidfile, exit 0. A second one exits at
                               once with status 128+signal.
-      HUP                     Reopen the log file (after logrotate moved it).
+      HUP                     Reopen the log file (after logrotate moved it);
+                              re-read --max-concurrent-async from --config.
       USR1                    Rotate the log file now.
       USR2                    Log the server statistics.
 
