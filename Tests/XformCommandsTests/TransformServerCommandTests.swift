@@ -6,6 +6,7 @@ import XformDaemon
 import XformReactor
 import XformServer
 import XformTesting
+import XformTransforms
 
 @testable import XformCommands
 
@@ -337,6 +338,35 @@ struct TransformServerCommandLineTests {
         #expect(o.rundir == "/var/lib/xform")
         #expect(options(["--shutdown-timeout", "0"])?.shutdownTimeout == nil)
         #expect(options(["--uid", "65534", "-g", "65534"])?.user == "65534")
+    }
+
+    @Test("--max-concurrent-async takes a count, 0 included, from the command line or the config file")
+    func maxConcurrentAsync() {
+        #expect(options([])?.maxConcurrentAsync == nil)
+        #expect(options(["--max-concurrent-async", "0"])?.maxConcurrentAsync == 0)
+        #expect(options(["--max-concurrent-async", "-1"]) == nil)
+        let files = ["x.conf": "max-concurrent-async = 5\n"]
+        #expect(options(["--config", "x.conf"], files: files)?.maxConcurrentAsync == 5)
+        #expect(options(["--config", "x.conf", "--max-concurrent-async", "2"], files: files)?.maxConcurrentAsync == 2)
+        #expect(TransformServerCommand.defaultMaxConcurrentAsync >= 4)
+    }
+
+    @Test("SIGHUP's reload sets the async limit from the re-read options and keeps it when they fail")
+    func reloadAsyncLimit() throws {
+        let clock = ManualClock()
+        let log = InMemoryLogHandler(minimumLevel: .debug)
+        let logger = Logger(system: "test", handler: log)
+        let state = ServerState(backend: TransformService(), clock: clock, maxConcurrentAsync: 3)
+        var o = TransformServerOptions()
+        o.maxConcurrentAsync = 9
+        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
+        #expect(state.asyncGate?.limit == 9)
+        TransformServerRunner.reloadAsyncLimit(
+            state: state, from: .failure(.configFileUnreadable(path: "/x", reason: "gone")), logger: logger)
+        #expect(state.asyncGate?.limit == 9)
+        o.maxConcurrentAsync = nil
+        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
+        #expect(state.asyncGate?.limit == TransformServerCommand.defaultMaxConcurrentAsync)
     }
 
     @Test("The HTTP port is off unless given, and the drain delay is 0 unless given")
