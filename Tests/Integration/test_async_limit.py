@@ -49,3 +49,28 @@ def test_the_default_limit_is_twice_the_thread_pool(start_server):
     s = start_server("--netstring-port", "0", "--line-port", "0")
     assert line_stats(s.line_port)["async_limit"] == str(2 * max(2, os.cpu_count()))
     assert s.stop() == 0
+
+
+def timed_slow_batch(port, n):
+    payload = b"".join(b"%d:!slowcummingsify.X%d," % (len(b"!slowcummingsify.X%d" % i), i) for i in range(n))
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        started = time.monotonic()
+        s.sendall(payload)
+        buf = b""
+        while buf.count(b",") < n:
+            chunk = s.recv(65536)
+            assert chunk, "closed early: %r" % buf
+            buf += chunk
+        return time.monotonic() - started, buf
+
+
+def test_a_limit_of_one_runs_asynchronous_transforms_one_after_another(start_server):
+    bounded = start_server("--netstring-port", "0", "--line-port", "0", "--max-concurrent-async", "1")
+    took, replies = timed_slow_batch(bounded.netstring_port, 3)
+    assert replies == b"3:+x0,3:+x1,3:+x2,"
+    assert took >= 0.29, "three 100 ms jobs, one at a time: %.3f s" % took
+    unbounded = start_server("--netstring-port", "0", "--line-port", "0", "--max-concurrent-async", "0")
+    took, replies = timed_slow_batch(unbounded.netstring_port, 3)
+    assert replies == b"3:+x0,3:+x1,3:+x2,"
+    assert took < 0.29, "0 is unbounded: the three run together: %.3f s" % took
+    assert bounded.stop() == 0 and unbounded.stop() == 0
