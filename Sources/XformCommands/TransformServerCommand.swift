@@ -41,9 +41,9 @@ public enum TransformServerCommand {
     public static func main(arguments: [String], transforms: [Transform] = []) -> Int32 {
         let (child, arguments) = DaemonChild.extract(from: arguments)
         let environment = ProcessEnvironment.current()
+        let currentDirectory = Daemonizer.currentDirectory() ?? "/"
         let invocation = evaluate(
-            Array(arguments.dropFirst()), environment: environment,
-            currentDirectory: Daemonizer.currentDirectory() ?? "/")
+            Array(arguments.dropFirst()), environment: environment, currentDirectory: currentDirectory)
         switch invocation {
         case .exit(let status, let out, let err):
             if !out.isEmpty { writeToStandardOutput(out) }
@@ -56,8 +56,23 @@ public enum TransformServerCommand {
                     "\(programName): started in the background (pid \(pid))\(logDescription(options.logDestination))"
                 }
             }
+            // SIGHUP re-reads the command line and --config (relative to where we started, not
+            // the run directory) for the options that may change at run time.
+            let reread = { () -> Result<TransformServerOptions, CommandLineError> in
+                do throws(CommandLineError) {
+                    return .success(
+                        try parseOptions(
+                            Array(arguments.dropFirst()), currentDirectory: currentDirectory,
+                            configFileReader: { (path) throws(CommandLineError) in
+                                try CommandSpec.readConfigFile(Daemonizer.absolutePath(path, relativeTo: currentDirectory))
+                            }))
+                } catch {
+                    return .failure(error)
+                }
+            }
             return TransformServerRunner(
-                options: options, daemonChild: child, environment: environment, transforms: transforms
+                options: options, daemonChild: child, environment: environment, transforms: transforms,
+                rereadOptions: reread
             ).run()
         }
     }
@@ -83,6 +98,8 @@ final class TransformServerRunner {
     let environment: [String: String]
     /// Served besides the built-in transforms.
     let transforms: [Transform]
+    /// Parses the command line and `--config` again (SIGHUP).
+    let rereadOptions: (() -> Result<TransformServerOptions, CommandLineError>)?
 
     private var pidFile: PIDFile?
     private var logFile: LogFile?
@@ -92,8 +109,10 @@ final class TransformServerRunner {
 
     init(
         options: TransformServerOptions, daemonChild: DaemonChild?, environment: [String: String],
-        transforms: [Transform] = []
+        transforms: [Transform] = [],
+        rereadOptions: (() -> Result<TransformServerOptions, CommandLineError>)? = nil
     ) {
+        self.rereadOptions = rereadOptions
         self.options = options
         self.daemonChild = daemonChild
         self.environment = environment
@@ -222,7 +241,8 @@ final class TransformServerRunner {
             backend = service
         }
         let state = ServerState(
-            backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger)
+            backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger,
+            maxConcurrentAsync: options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync)
         let server = TransformServer(
             state: state,
             bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
@@ -247,7 +267,10 @@ final class TransformServerRunner {
             forceExit: { [weak self] status in
                 self?.removePIDFile()
                 _exit(status)
-            }, drainDelay: options.drainDelay, beginDrain: { state.health.beginDrain() })
+            }, drainDelay: options.drainDelay, beginDrain: { state.health.beginDrain() },
+            reload: { [rereadOptions, logger] in
+                if let rereadOptions { Self.reloadAsyncLimit(state: state, from: rereadOptions(), logger: logger) }
+            })
         do {
             try reactor.handleSignals(TransformServerCommand.handledSignals) { lifecycle.handle($0) }
         } catch {
@@ -430,6 +453,27 @@ final class TransformServerRunner {
             try pidFile.remove()
         } catch {
             logger.warning("\(error)")
+        }
+    }
+}
+
+extension TransformServerRunner {
+    /// SIGHUP: applies `--max-concurrent-async` from the re-read command line and config file
+    /// (the only option changed at run time); an unreadable or invalid configuration is logged
+    /// and the limit kept.
+    static func reloadAsyncLimit(
+        state: ServerState, from reread: Result<TransformServerOptions, CommandLineError>, logger: Logger
+    ) {
+        guard let gate = state.asyncGate else { return }
+        switch reread {
+        case .success(let options):
+            let limit = options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync
+            if limit != gate.limit {
+                logger.info("received SIGHUP; max-concurrent-async changed from \(gate.limit) to \(limit)")
+                gate.limit = limit
+            }
+        case .failure(let error):
+            logger.error("received SIGHUP but could not re-read the configuration (keeping max-concurrent-async \(gate.limit)): \(error)")
         }
     }
 }

@@ -12,7 +12,8 @@ import XformDaemon
 ///   drain outlasts the shutdown timeout, a warning is logged and the reactor is stopped anyway
 ///   (its shutdown closes what is left); the exit status stays 0, since the operator chose that
 ///   deadline. A second TERM or INT during the stop exits at once with status 128+signal.
-/// - HUP: reopens the log file (logrotate's `create` mode). USR1: rotates it now, at most once
+/// - HUP: reopens the log file (logrotate's `create` mode), then reloads what may change at run
+///   time (`--max-concurrent-async`, re-read from the command line and `--config`). USR1: rotates it now, at most once
 ///   a second (signals in between are merged into one rotation at the end of that second); a
 ///   failed reopen or rotation is logged as an error, and logging continues on the old file.
 /// - USR2: logs the statistics report at info, one line per counter.
@@ -47,6 +48,7 @@ final class TransformServerLifecycle {
     let forceExit: (Int32) -> Void
     let drainDelay: Duration
     let beginDrain: () -> Void
+    let reload: () -> Void
     private var deadline: (any DelayedCall)?
     private var delayedStop: (any DelayedCall)?
 
@@ -62,12 +64,14 @@ final class TransformServerLifecycle {
     ///   - forceExit: ends the process at once with the given status (second signal).
     ///   - drainDelay: how long the server keeps serving, unready, before it stops listening.
     ///   - beginDrain: turns the server unready (the first thing a graceful stop does).
+    ///   - reload: applies the re-read configuration (HUP, after the log file is reopened).
     init(
         root: Service, clock: any ReactorTime, shutdownTimeout: Duration?, logger: Logger,
         logOutput: (any LogOutput)?, statsReport: @escaping () -> [String], openConnections: @escaping () -> Int,
         notifyStopping: @escaping () -> Void, stopReactor: @escaping () -> Void, forceExit: @escaping (Int32) -> Void,
-        drainDelay: Duration = .zero, beginDrain: @escaping () -> Void = {}
+        drainDelay: Duration = .zero, beginDrain: @escaping () -> Void = {}, reload: @escaping () -> Void = {}
     ) {
+        self.reload = reload
         self.drainDelay = drainDelay
         self.beginDrain = beginDrain
         self.root = root
@@ -114,6 +118,7 @@ final class TransformServerLifecycle {
             } else {
                 logger.info("received SIGHUP; not logging to a file, nothing to reopen")
             }
+            reload()
         case SIGUSR1:
             if logOutput != nil {
                 requestRotation()

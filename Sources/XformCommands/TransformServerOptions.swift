@@ -32,6 +32,9 @@ public struct TransformServerOptions: Sendable, Equatable {
     public var drainDelay: Duration = .zero
     /// Request, line, idle and connection limits.
     public var limits = ServerLimits()
+    /// The most asynchronous and thread-pool transforms underway at once (0: unbounded); `nil`
+    /// takes ``TransformServerCommand/defaultMaxConcurrentAsync``. Re-read from `--config` on SIGHUP.
+    public var maxConcurrentAsync: Int?
     /// How long a graceful stop waits before closing what is still open; `nil` waits forever.
     public var shutdownTimeout: Duration? = .seconds(15)
     /// The least severe level logged.
@@ -86,6 +89,12 @@ extension TransformServerCommand {
     /// The log file used with `--daemon` when `--logfile` is not given, inside the run directory.
     public static let defaultDaemonLogFile = "transform-server.log"
 
+    /// The default `--max-concurrent-async`: twice the reactor's thread pool size (one thread
+    /// per online core, at least 2), so the pool stays busy while the gate decides the order.
+    public static var defaultMaxConcurrentAsync: Int {
+        2 * max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
     /// The command's declaration: options, help sections, version.
     public static let spec = CommandSpec(
         name: programName,
@@ -129,6 +138,10 @@ extension TransformServerCommand {
             .option(
                 "max-connections", valueName: "count", help: "The most open connections per port.",
                 default: "1024"),
+            .option(
+                "max-concurrent-async", valueName: "count",
+                help: "The most asynchronous and thread-pool transforms underway at once, shared fairly among "
+                    + "connections; 0 is unbounded. Default: twice the thread pool size. Re-read from --config on HUP."),
             .option(
                 "shutdown-timeout", valueName: "duration",
                 help: "How long a graceful stop waits for requests in flight before closing connections; 0 waits "
@@ -208,7 +221,7 @@ extension TransformServerCommand {
                         "Stop gracefully: turn unready (/readyz answers 503), after --drain-delay stop listening, "
                             + "finish the requests in flight (up to --shutdown-timeout), "
                             + "close, remove the pidfile, exit 0. A second one exits at once with status 128+signal."),
-                    .item("HUP", "Reopen the log file (after logrotate moved it)."),
+                    .item("HUP", "Reopen the log file (after logrotate moved it); re-read --max-concurrent-async from --config."),
                     .item("USR1", "Rotate the log file now."),
                     .item("USR2", "Log the server statistics."),
                 ]),
@@ -270,6 +283,7 @@ extension TransformServerCommand {
         if let idle = try parsed.duration("idle-timeout") { o.limits.idleTimeout = idle == .zero ? nil : idle }
         if let late = try parsed.duration("request-timeout") { o.limits.requestTimeout = late == .zero ? nil : late }
         o.limits.maxConnections = try parsed.int("max-connections", in: 1...1_000_000) ?? o.limits.maxConnections
+        o.maxConcurrentAsync = try parsed.int("max-concurrent-async", in: 0...1_000_000)
         if let stop = try parsed.duration("shutdown-timeout") { o.shutdownTimeout = stop == .zero ? nil : stop }
         o.logLevel = try parsed.value("log-level") { (text) throws(ValueParseError) in
             guard let level = LogLevel(name: text) else { throw ValueParseError(nil) }

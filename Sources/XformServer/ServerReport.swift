@@ -4,7 +4,16 @@ extension ServerState {
     /// The full statistics report (line `stats`, SIGUSR2): the server's counters, then the
     /// backend's own figures (a proxy's cache and upstream counters), one `name value` line each.
     public func report() -> [String] {
-        stats.report() + backend.statistics.map { "\($0.name) \(Self.format($0.value))" }
+        stats.report() + asyncReport + backend.statistics.map { "\($0.name) \(Self.format($0.value))" }
+    }
+
+    /// The async gate's queue (`--max-concurrent-async`): jobs waiting, jobs underway, the limit.
+    var asyncReport: [String] {
+        guard let gate = asyncGate else { return [] }
+        return [
+            "async_pending \(gate.pendingCount)", "async_underway \(gate.underwayCount)",
+            "async_limit \(gate.limit)",
+        ]
     }
 
     /// A figure as people read it: whole numbers without a fraction, others to three places.

@@ -46,6 +46,9 @@ public final class ServerState {
     public private(set) var shuttingDown = false
     /// Readiness and the figures `/metrics` adds to the counters.
     public let health = ServerHealth()
+    /// Bounds asynchronous and thread-pool transforms, fairly across connections
+    /// (`--max-concurrent-async`); nil: no bound and no queue.
+    public let asyncGate: AsyncWorkGate?
 
     /// The open connections, each knowing its index (no hashing per connection).
     var connections: [any DrainableConnection] = []
@@ -57,10 +60,14 @@ public final class ServerState {
     ///   - threadPool: where large inputs are transformed; nil runs them inline.
     ///   - limits: the limits.
     ///   - logger: where to log.
+    ///   - maxConcurrentAsync: the most asynchronous and thread-pool transforms underway at once
+    ///     (0: unbounded, but counted and resizable); nil makes no ``asyncGate``.
     public init(
         backend: any TransformBackend, clock: any ReactorTime, threadPool: (any ThreadPoolRunner)? = nil,
-        limits: ServerLimits = ServerLimits(), logger: Logger = Logger(system: "transform-server")
+        limits: ServerLimits = ServerLimits(), logger: Logger = Logger(system: "transform-server"),
+        maxConcurrentAsync: Int? = nil
     ) {
+        self.asyncGate = maxConcurrentAsync.map { AsyncWorkGate(limit: $0, clock: clock) }
         self.backend = backend
         self.localService = backend as? TransformService
         self.clock = clock

@@ -274,6 +274,20 @@ extension TransformSessionHost {
                 }
             }
         }
+        if let gate = state.asyncGate, handle.defersWork(text, context: state.context) {
+            // Started when the gate launches it, fairly among connections (issue 10 §3).
+            let copy = [UInt8](text)
+            let context = state.context
+            let deferred = gate.submit(for: self) {
+                switch copy.withUnsafeBytes({ handle.apply($0, context: context) }) {
+                case .pending(let d): return d
+                case .done(let bytes): return succeed(bytes)
+                case .failed(let error): return XformCore.fail(error)
+                }
+            }
+            answer(.pending(deferred), name: name, text: text, style: style)
+            return
+        }
         start({ handle.apply(text, context: state.context) }, text: text, name: name, style: style)
     }
 

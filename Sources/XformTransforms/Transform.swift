@@ -196,6 +196,23 @@ public final class TransformHandle {
         return false
     }
 
+    /// True when ``apply(_:context:)`` would answer `input` with ``TransformOutcome/pending(_:)``
+    /// of work started off the request's call: an asynchronous transform, or a synchronous one
+    /// that goes to the context's thread pool. False for inline work and for inputs over
+    /// ``TransformContext/maximumInputBytes`` (refused at once). A server uses it to queue such
+    /// work before starting it (`--max-concurrent-async`).
+    public func defersWork(_ input: UnsafeRawBufferPointer, context: TransformContext) -> Bool {
+        if input.count > context.maximumInputBytes { return false }
+        switch transform.body {
+        case .asynchronous: return true
+        case .synchronous:
+            guard context.threadPool != nil else { return false }
+            return context.exceedsInlineBudget(
+                input.count, cost: transform.cost, hasFastPath: transform.asciiFastPath != nil,
+                isASCII: { ASCIIBytes.isASCII(input) })
+        }
+    }
+
     /// Transforms UTF-8 bytes: the server's entry point.
     ///
     /// The input is read before this returns (copied if the work is deferred), so the caller may

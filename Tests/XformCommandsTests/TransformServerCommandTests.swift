@@ -6,6 +6,7 @@ import XformDaemon
 import XformReactor
 import XformServer
 import XformTesting
+import XformTransforms
 
 @testable import XformCommands
 
@@ -69,6 +70,11 @@ private let expectedHelp = """
                               30s)
       --max-connections <count>
                               The most open connections per port. (default: 1024)
+      --max-concurrent-async <count>
+                              The most asynchronous and thread-pool transforms
+                              underway at once, shared fairly among connections; 0
+                              is unbounded. Default: twice the thread pool size.
+                              Re-read from --config on HUP.
       --shutdown-timeout <duration>
                               How long a graceful stop waits for requests in flight
                               before closing connections; 0 waits for ever.
@@ -131,7 +137,8 @@ private let expectedHelp = """
                               requests in flight (up to --shutdown-timeout), close,
                               remove the pidfile, exit 0. A second one exits at
                               once with status 128+signal.
-      HUP                     Reopen the log file (after logrotate moved it).
+      HUP                     Reopen the log file (after logrotate moved it);
+                              re-read --max-concurrent-async from --config.
       USR1                    Rotate the log file now.
       USR2                    Log the server statistics.
 
@@ -331,6 +338,35 @@ struct TransformServerCommandLineTests {
         #expect(o.rundir == "/var/lib/xform")
         #expect(options(["--shutdown-timeout", "0"])?.shutdownTimeout == nil)
         #expect(options(["--uid", "65534", "-g", "65534"])?.user == "65534")
+    }
+
+    @Test("--max-concurrent-async takes a count, 0 included, from the command line or the config file")
+    func maxConcurrentAsync() {
+        #expect(options([])?.maxConcurrentAsync == nil)
+        #expect(options(["--max-concurrent-async", "0"])?.maxConcurrentAsync == 0)
+        #expect(options(["--max-concurrent-async", "-1"]) == nil)
+        let files = ["x.conf": "max-concurrent-async = 5\n"]
+        #expect(options(["--config", "x.conf"], files: files)?.maxConcurrentAsync == 5)
+        #expect(options(["--config", "x.conf", "--max-concurrent-async", "2"], files: files)?.maxConcurrentAsync == 2)
+        #expect(TransformServerCommand.defaultMaxConcurrentAsync >= 4)
+    }
+
+    @Test("SIGHUP's reload sets the async limit from the re-read options and keeps it when they fail")
+    func reloadAsyncLimit() throws {
+        let clock = ManualClock()
+        let log = InMemoryLogHandler(minimumLevel: .debug)
+        let logger = Logger(system: "test", handler: log)
+        let state = ServerState(backend: TransformService(), clock: clock, maxConcurrentAsync: 3)
+        var o = TransformServerOptions()
+        o.maxConcurrentAsync = 9
+        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
+        #expect(state.asyncGate?.limit == 9)
+        TransformServerRunner.reloadAsyncLimit(
+            state: state, from: .failure(.configFileUnreadable(path: "/x", reason: "gone")), logger: logger)
+        #expect(state.asyncGate?.limit == 9)
+        o.maxConcurrentAsync = nil
+        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
+        #expect(state.asyncGate?.limit == TransformServerCommand.defaultMaxConcurrentAsync)
     }
 
     @Test("The HTTP port is off unless given, and the drain delay is 0 unless given")

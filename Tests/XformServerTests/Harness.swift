@@ -13,10 +13,11 @@ final class Harness {
     let state: ServerState
     let log = InMemoryLogHandler(minimumLevel: .debug)
 
-    init(limits: ServerLimits = ServerLimits(), service: TransformService = TransformService()) {
+    init(limits: ServerLimits = ServerLimits(), service: TransformService = TransformService(), maxConcurrentAsync: Int? = nil) {
         self.service = service
         state = ServerState(
-            backend: service, clock: clock, limits: limits, logger: Logger(system: "test", handler: log))
+            backend: service, clock: clock, limits: limits, logger: Logger(system: "test", handler: log),
+            maxConcurrentAsync: maxConcurrentAsync)
     }
 
     /// The ports' factories, behind their connection limits as in ``TransformServer``.
