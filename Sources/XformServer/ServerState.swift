@@ -46,6 +46,9 @@ public final class ServerState {
     public private(set) var shuttingDown = false
     /// Readiness and the figures `/metrics` adds to the counters.
     public let health = ServerHealth()
+    /// Turns this state's own report into the whole process's (`--reactors N`: every loop's
+    /// counters summed); nil with one loop.
+    public var combineReports: (([String]) -> [String])?
 
     /// The open connections, each knowing its index (no hashing per connection).
     var connections: [any DrainableConnection] = []

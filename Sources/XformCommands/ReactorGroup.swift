@@ -1,0 +1,194 @@
+import Foundation
+import Glibc
+import Synchronization
+import XformCore
+import XformReactor
+import XformServer
+
+/// One extra event loop of `--reactors N` (issue 13, "All cores"): its own reactor, its own
+/// ``ServerState`` (counters, sessions, limits) and its own ``TransformServer`` listening with
+/// `SO_REUSEPORT` on the ports the first loop bound. Nothing on its request path is shared with
+/// the other loops.
+///
+/// Built and bound on the main thread (before privileges are dropped and before its reactor
+/// runs), then handed to its own thread, which runs the reactor. Afterwards the main thread
+/// reaches it only through ``threading`` (thread-safe).
+final class ServingLoop: @unchecked Sendable {
+    // Unchecked: the reactor, state and server are touched by the main thread only before
+    // ``run()`` starts the loop's thread, and afterwards only on that thread (via `threading`).
+    let index: Int
+    let reactor: EpollReactor
+    let state: ServerState
+    let server: TransformServer
+    let threading: EpollThreading
+
+    init(index: Int, reactor: EpollReactor, state: ServerState, server: TransformServer) {
+        self.index = index
+        self.reactor = reactor
+        self.state = state
+        self.server = server
+        self.threading = reactor.threadingHandle
+    }
+
+    /// Starts the loop's thread; the reactor runs there until ``stop(then:)``.
+    func run(board: LoopBoard) {
+        let thread = Thread { [self] in
+            board.publishEvery(LoopBoard.interval, loop: index, clock: reactor, report: state.loopReport)
+            withExtendedLifetime(server) { reactor.run() }
+        }
+        thread.name = "xform-loop-\(index)"
+        thread.start()
+    }
+
+    /// On the loop's thread: stops its server (ports close, connections drain), publishes the
+    /// final counters, stops its reactor, then calls `done` (from the loop's thread).
+    func stop(board: LoopBoard, then done: @escaping @Sendable () -> Void) {
+        threading.callFromThread { [self] in
+            state.health.beginDrain()
+            server.root.stopService().addBoth { [self] _ in
+                board.publish(loop: index, lines: state.loopReport())
+                threading.requestStop()
+                done()
+            }
+        }
+    }
+}
+
+/// The latest report of each loop, so a `stats` request (or SIGUSR2) on any loop can answer
+/// for the whole process without blocking on the others: each loop publishes its own report
+/// every ``interval`` (and once more when it stops); the loop answering adds its live figures.
+/// So another loop's counters may be up to ``interval`` old; the request path never touches
+/// this board.
+final class LoopBoard: Sendable {
+    /// How often each loop publishes its report.
+    static let interval: Duration = .milliseconds(250)
+
+    private let reports: Mutex<[[String]]>
+
+    init(loops: Int) { reports = Mutex(Array(repeating: [], count: loops)) }
+
+    /// Replaces loop `loop`'s published report.
+    func publish(loop: Int, lines: [String]) {
+        reports.withLock { $0[loop] = lines }
+    }
+
+    /// Publishes loop `loop`'s report now and then every `interval`, on that loop's thread.
+    func publishEvery(
+        _ interval: Duration, loop: Int, clock: any ReactorTime, report: @escaping () -> [String]
+    ) {
+        publish(loop: loop, lines: report())
+        _ = clock.callLater(interval) { [weak self] in
+            self?.publishEvery(interval, loop: loop, clock: clock, report: report)
+        }
+    }
+
+    /// The process's report: `own` (loop `loop`'s live report) summed with every other loop's
+    /// latest, followed by one `loop_connections_total LOOP N` line per loop.
+    func combined(own: [String], loop: Int) -> [String] {
+        var all = reports.withLock { $0 }
+        all[loop] = own
+        var lines = Self.sum(all)
+        for (i, report) in all.enumerated() {
+            let accepted = report.reduce(0) { total, line in
+                let fields = line.split(separator: " ")
+                guard fields.count == 3, fields[0] == "connections_total", let n = Int(fields[2]) else { return total }
+                return total + n
+            }
+            lines.append("loop_connections_total \(i) \(accepted)")
+        }
+        return lines
+    }
+
+    /// Sums reports line by line: lines that differ only in their numbers (`key [label] N`, or
+    /// `key label a=N b=M`) add up; `uptime_seconds` takes the largest; lines without numbers
+    /// (and the latency percentiles, which do not add) are taken from the first report that has
+    /// them. Order: the first report's, then lines only later reports have.
+    static func sum(_ reports: [[String]]) -> [String] {
+        var order: [String] = []
+        var merged: [String: [Field]] = [:]
+        for report in reports {
+            for line in report {
+                let fields = line.split(separator: " ").map { Field(String($0)) }
+                let key = fields.map(\.key).joined(separator: " ")
+                guard let existing = merged[key] else {
+                    order.append(key)
+                    merged[key] = fields
+                    continue
+                }
+                if fields.first?.text == "async_latency_us" { continue }
+                merged[key] = zip(existing, fields).map { a, b in
+                    a.adding(b, maximum: fields.first?.text == "uptime_seconds")
+                }
+            }
+        }
+        return order.map { key in merged[key]!.map(\.text).joined(separator: " ") }
+    }
+
+    /// One word of a report line: a number, `name=number`, or text.
+    struct Field {
+        let text: String
+        /// The word with its number blanked: what must match for two words to add up.
+        var key: String {
+            if Int(text) != nil { return "#" }
+            if let eq = text.firstIndex(of: "="), Int(text[text.index(after: eq)...]) != nil {
+                return String(text[...eq]) + "#"
+            }
+            return text
+        }
+
+        init(_ text: String) { self.text = text }
+
+        func adding(_ other: Field, maximum: Bool) -> Field {
+            func combine(_ a: Int, _ b: Int) -> Int { maximum ? max(a, b) : a + b }
+            if let a = Int(text), let b = Int(other.text) { return Field(String(combine(a, b))) }
+            if let eq = text.firstIndex(of: "="), let oeq = other.text.firstIndex(of: "="),
+                let a = Int(text[text.index(after: eq)...]), let b = Int(other.text[other.text.index(after: oeq)...])
+            {
+                return Field(String(text[...eq]) + String(combine(a, b)))
+            }
+            return self
+        }
+    }
+}
+
+/// Stops the extra loops as part of the main loop's service tree: its stop fires once every
+/// extra loop has drained and stopped its reactor (on the main loop's thread).
+final class ExtraLoopsService: Service {
+    /// The extra loops (set once they are bound, before the service starts).
+    var loops: [ServingLoop]
+    let board: LoopBoard
+    let home: EpollThreading
+
+    init(loops: [ServingLoop], board: LoopBoard, home: EpollThreading) {
+        self.loops = loops
+        self.board = board
+        self.home = home
+        super.init(name: "extra-loops")
+    }
+
+    override func stopService() -> Deferred<Void> {
+        _ = super.stopService()
+        let all = Deferred<Void>()
+        let pending = PendingCount(loops.count, fire: { try? all.callback(()) })
+        for loop in loops {
+            loop.stop(board: board) { [home] in home.callFromThread { pending.done() } }
+        }
+        if loops.isEmpty { try? all.callback(()) }
+        return all
+    }
+
+    /// Counts down on the main loop's thread.
+    final class PendingCount: @unchecked Sendable {
+        // Unchecked: created and counted down only on the main loop's thread (via callFromThread).
+        var left: Int
+        let fire: () -> Void
+        init(_ left: Int, fire: @escaping () -> Void) {
+            self.left = left
+            self.fire = fire
+        }
+        func done() {
+            left -= 1
+            if left == 0 { fire() }
+        }
+    }
+}
