@@ -19,29 +19,26 @@ from conftest import run, binary
 from test_signals import connect, read_netstring
 
 
-def line_request(port, text):
+def ask_line_port(port, text, end):
+    """Sends one line-port request on a new connection; returns the reply up to ``end``."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(text.encode() + b"\n")
         buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf.decode().strip()
-
-
-def stats(port):
-    """The `stats` block of the line port, as a list of lines."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"stats\n")
-        buf = b""
-        while not buf.endswith(b"\n.\n"):
+        while not buf.endswith(end):
             chunk = s.recv(65536)
             if not chunk:
                 break
             buf += chunk
-    lines = buf.decode().splitlines()
+        return buf.decode()
+
+
+def line_request(port, text):
+    return ask_line_port(port, text, b"\n").strip()
+
+
+def stats(port):
+    """The `stats` block of the line port, as a list of lines."""
+    lines = ask_line_port(port, "stats", b"\n.\n").splitlines()
     assert lines[0] == "OK", lines
     return lines[1:-1]
 
