@@ -99,54 +99,68 @@ final class LoopBoard: Sendable {
         return lines
     }
 
-    /// Sums reports line by line: lines that differ only in their numbers (`key [label] N`, or
-    /// `key label a=N b=M`) add up; `uptime_seconds` takes the largest; lines without numbers
-    /// (and the latency percentiles, which do not add) are taken from the first report that has
-    /// them. Order: the first report's, then lines only later reports have.
+    /// Sums reports line by line: lines with the same words add their numbers (`key [label] N`),
+    /// and their `name=N` outcomes by name (`requests upper ok=2 too_large=1`); `uptime_seconds`
+    /// takes the largest; the latency percentiles (which do not add) and lines without numbers
+    /// come from the first report that has them. Order: the first report's, then lines only
+    /// later reports have.
     static func sum(_ reports: [[String]]) -> [String] {
         var order: [String] = []
-        var merged: [String: [Field]] = [:]
+        var merged: [String: Line] = [:]
         for report in reports {
-            for line in report {
-                let fields = line.split(separator: " ").map { Field(String($0)) }
-                let key = fields.map(\.key).joined(separator: " ")
-                guard let existing = merged[key] else {
-                    order.append(key)
-                    merged[key] = fields
+            for text in report {
+                let line = Line(text)
+                guard let existing = merged[line.key] else {
+                    order.append(line.key)
+                    merged[line.key] = line
                     continue
                 }
-                if fields.first?.text == "async_latency_us" { continue }
-                merged[key] = zip(existing, fields).map { a, b in
-                    a.adding(b, maximum: fields.first?.text == "uptime_seconds")
+                if line.words.first == "async_latency_us" { continue }
+                merged[line.key] = existing.adding(line, maximum: line.words.first == "uptime_seconds")
+            }
+        }
+        return order.map { merged[$0]!.text }
+    }
+
+    /// A report line split into its words (numbers blanked to `#` in ``key``), its numbers, and
+    /// its `name=N` outcomes.
+    struct Line {
+        var words: [String] = []
+        var numbers: [Int] = []
+        var outcomes: [(name: String, count: Int)] = []
+
+        init(_ text: String) {
+            for word in text.split(separator: " ").map(String.init) {
+                if let n = Int(word) {
+                    words.append("#")
+                    numbers.append(n)
+                } else if let eq = word.firstIndex(of: "="), let n = Int(word[word.index(after: eq)...]) {
+                    outcomes.append((String(word[..<eq]), n))
+                } else {
+                    words.append(word)
                 }
             }
         }
-        return order.map { key in merged[key]!.map(\.text).joined(separator: " ") }
-    }
 
-    /// One word of a report line: a number, `name=number`, or text.
-    struct Field {
-        let text: String
-        /// The word with its number blanked: what must match for two words to add up.
+        /// What two lines must share to add up (the percentiles line is one line whatever its figures).
         var key: String {
-            if Int(text) != nil { return "#" }
-            if let eq = text.firstIndex(of: "="), Int(text[text.index(after: eq)...]) != nil {
-                return String(text[...eq]) + "#"
-            }
-            return text
+            if words.first == "async_latency_us" { return "async_latency_us" }
+            return words.joined(separator: " ") + (outcomes.isEmpty ? "" : " =")
         }
 
-        init(_ text: String) { self.text = text }
+        var text: String {
+            var next = numbers.makeIterator()
+            let head = words.map { $0 == "#" ? String(next.next() ?? 0) : $0 }
+            return (head + outcomes.map { "\($0.name)=\($0.count)" }).joined(separator: " ")
+        }
 
-        func adding(_ other: Field, maximum: Bool) -> Field {
-            func combine(_ a: Int, _ b: Int) -> Int { maximum ? max(a, b) : a + b }
-            if let a = Int(text), let b = Int(other.text) { return Field(String(combine(a, b))) }
-            if let eq = text.firstIndex(of: "="), let oeq = other.text.firstIndex(of: "="),
-                let a = Int(text[text.index(after: eq)...]), let b = Int(other.text[other.text.index(after: oeq)...])
-            {
-                return Field(String(text[...eq]) + String(combine(a, b)))
-            }
-            return self
+        func adding(_ other: Line, maximum: Bool) -> Line {
+            var sum = self
+            sum.numbers = zip(numbers, other.numbers).map { maximum ? max($0, $1) : $0 + $1 }
+            var counts = Dictionary(outcomes.map { ($0.name, $0.count) }, uniquingKeysWith: +)
+            for o in other.outcomes { counts[o.name, default: 0] += o.count }
+            sum.outcomes = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            return sum
         }
     }
 }
