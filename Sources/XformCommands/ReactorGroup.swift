@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import XformCore
+import XformMetrics
 import XformReactor
 import XformServer
 
@@ -33,7 +34,7 @@ final class ServingLoop: @unchecked Sendable {
     /// Starts the loop's thread; the reactor runs there until ``stop(then:)``.
     func run(board: LoopBoard) {
         let thread = Thread { [self] in
-            board.publishEvery(LoopBoard.interval, loop: index, clock: reactor, report: state.loopReport)
+            board.publishEvery(LoopBoard.interval, loop: index, clock: reactor, state: state)
             withExtendedLifetime(server) { reactor.run() }
         }
         thread.name = "xform-loop-\(index)"
@@ -46,7 +47,7 @@ final class ServingLoop: @unchecked Sendable {
         threading.callFromThread { [self] in
             state.health.beginDrain()
             server.root.stopService().addBoth { [self] _ in
-                board.publish(loop: index, lines: state.loopReport())
+                board.publish(loop: index, state: state)
                 threading.requestStop()
                 done()
             }
@@ -64,22 +65,62 @@ final class LoopBoard: Sendable {
     static let interval: Duration = .milliseconds(250)
 
     private let reports: Mutex<[[String]]>
+    private let families: Mutex<[[MetricFamily]]>
 
-    init(loops: Int) { reports = Mutex(Array(repeating: [], count: loops)) }
+    init(loops: Int) {
+        reports = Mutex(Array(repeating: [], count: loops))
+        families = Mutex(Array(repeating: [], count: loops))
+    }
 
     /// Replaces loop `loop`'s published report.
     func publish(loop: Int, lines: [String]) {
         reports.withLock { $0[loop] = lines }
     }
 
-    /// Publishes loop `loop`'s report now and then every `interval`, on that loop's thread.
-    func publishEvery(
-        _ interval: Duration, loop: Int, clock: any ReactorTime, report: @escaping () -> [String]
-    ) {
-        publish(loop: loop, lines: report())
-        _ = clock.callLater(interval) { [weak self] in
-            self?.publishEvery(interval, loop: loop, clock: clock, report: report)
+    /// Replaces loop `loop`'s published report and metric families with `state`'s.
+    func publish(loop: Int, state: ServerState) {
+        publish(loop: loop, lines: state.loopReport())
+        let own = state.loopMetricFamilies()
+        families.withLock { $0[loop] = own }
+    }
+
+    /// Publishes loop `loop`'s figures now and then every `interval`, on that loop's thread.
+    func publishEvery(_ interval: Duration, loop: Int, clock: any ReactorTime, state: ServerState) {
+        publish(loop: loop, state: state)
+        _ = clock.callLater(interval) { [weak self, weak state] in
+            guard let state else { return }
+            self?.publishEvery(interval, loop: loop, clock: clock, state: state)
         }
+    }
+
+    /// The process's metric families: `own` (loop `loop`'s live ones) with every other loop's
+    /// latest samples added, sample by sample (same name and labels); `xform_ready` stays the
+    /// answering loop's (every loop turns unready together).
+    func combinedFamilies(own: [MetricFamily], loop: Int) -> [MetricFamily] {
+        var all = families.withLock { $0 }
+        all[loop] = own
+        var order: [String] = []
+        var merged: [String: MetricFamily] = [:]
+        for loopFamilies in all {
+            for family in loopFamilies {
+                guard var sum = merged[family.name] else {
+                    order.append(family.name)
+                    merged[family.name] = family
+                    continue
+                }
+                if family.name == "xform_ready" { continue }
+                for sample in family.samples {
+                    if let i = sum.samples.firstIndex(where: { $0.name == sample.name && $0.labels == sample.labels }) {
+                        sum.samples[i].value += sample.value
+                    } else {
+                        sum.samples.append(sample)
+                    }
+                }
+                merged[family.name] = sum
+            }
+        }
+        if let ready = own.first(where: { $0.name == "xform_ready" }) { merged[ready.name] = ready }
+        return order.map { merged[$0]! }
     }
 
     /// The process's report: `own` (loop `loop`'s live report) summed with every other loop's

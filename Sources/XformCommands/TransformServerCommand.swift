@@ -244,6 +244,7 @@ final class TransformServerRunner {
         let extraLoops = ExtraLoopsService(loops: [], board: board, home: reactor.threadingHandle)
         if loopCount > 1 {
             state.combineReports = { board.combined(own: $0, loop: 0) }
+            state.health.combineFamilies = { board.combinedFamilies(own: $0, loop: 0) }
             let group = MultiService(name: "transform-server-loops")
             // Distinct names: adding cannot fail.
             try? group.addService(extraLoops)
@@ -297,7 +298,7 @@ final class TransformServerRunner {
                 loop.server.root.startService()
                 loop.run(board: board)
             }
-            board.publishEvery(LoopBoard.interval, loop: 0, clock: reactor, report: state.loopReport)
+            board.publishEvery(LoopBoard.interval, loop: 0, clock: reactor, state: state)
             logger.notice("serving with \(loopCount) event loops (SO_REUSEPORT)")
         }
 
@@ -348,6 +349,7 @@ final class TransformServerRunner {
                 backend: try makeTransformService(), clock: reactor, threadPool: reactor, limits: options.limits,
                 logger: logger)
             state.combineReports = { board.combined(own: $0, loop: index) }
+            state.health.combineFamilies = { board.combinedFamilies(own: $0, loop: index) }
             state.health.extraFamilies = { ProcessInspector.figures().families }
             func bind(_ name: String, _ port: (any ListeningPort)?) -> TransformServer.Binder {
                 binder(name, port: port?.address.port ?? 0, inherited: nil, reactor, reusePort: true)

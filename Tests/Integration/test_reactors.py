@@ -79,6 +79,13 @@ def test_two_loops_serve_every_port_spread_connections_and_sum_their_counters(st
     assert all(n > 0 for n in loops.values()), lines
     totals = sum(int(l.split()[2]) for l in lines if l.startswith("connections_total "))
     assert sum(loops.values()) == totals, lines
+    # /metrics sums the loops too: 61 upper requests over the three ports.
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.http_port}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    upper = sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
+                if l.startswith('xform_requests_total{transform="upper"') and 'outcome="ok"' in l)
+    assert upper == 61, metrics
+    assert metrics.count("\nprocess_cpu_seconds_total") <= 1, metrics
     s.signal(signal.SIGUSR2)
     s.wait_for_line(r"stats: requests upper ok=61", 20)
     s.wait_for_line(r"stats: loop_connections_total 1 \d+", 20)
