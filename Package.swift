@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "XformCommands",
             dependencies: [
-                "XformServer", "XformClient", "XformProxy", "XformReactor", "XformDaemon", "XformTransforms",
+                "XformServer", "XformClient", "XformProxy", "XformReactor", "XformDaemon", "XformTransforms", "XformMetrics",
             ]),
 
         // The server as a library: TransformServerProgram.run(adding:), StandardErrorLogHandler.

@@ -219,6 +219,19 @@ final class TransformServerRunner {
 
         // 6. Sockets from systemd, if any.
         let inherited = try inheritedSockets()
+        let loopCount = options.reactors ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if loopCount > 1 {
+            if !options.upstreams.isEmpty {
+                throw StartupFailure(.configuration, "--reactors \(loopCount) cannot be used with --upstream (one loop only)")
+            }
+            if inherited.netstring != nil || inherited.line != nil || inherited.http != nil {
+                throw StartupFailure(
+                    .configuration,
+                    "--reactors \(loopCount) cannot be used with sockets passed by systemd (LISTEN_FDS): "
+                        + "use --reactors 1, or let the server bind its ports")
+            }
+        }
+        let reusePort = loopCount > 1
 
         // 7. The server: one backend behind both ports, the local TransformService (with any
         //    transforms an embedder added) or, with --upstream, the caching proxy.
@@ -230,27 +243,34 @@ final class TransformServerRunner {
             }
             backend = proxy
         } else {
-            let service = TransformService()
-            for t in transforms {
-                do throws(TransformRegistrationError) {
-                    try service.register(t)
-                } catch {
-                    throw StartupFailure(.configuration, "cannot add the transform '\(t.name)': \(error)")
-                }
-            }
-            backend = service
+            backend = try makeTransformService()
         }
         let state = ServerState(
             backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger,
             maxConcurrentAsync: options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync)
         let server = TransformServer(
             state: state,
-            bindNetstring: binder("netstring", port: options.netstringPort, inherited: inherited.netstring, reactor),
-            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor),
-            bindHTTP: options.httpPort.map { binder("http", port: $0, inherited: inherited.http, reactor) })
+            bindNetstring: binder(
+                "netstring", port: options.netstringPort, inherited: inherited.netstring, reactor, reusePort: reusePort),
+            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor, reusePort: reusePort),
+            bindHTTP: options.httpPort.map {
+                binder("http", port: $0, inherited: inherited.http, reactor, reusePort: reusePort)
+            })
         state.health.extraFamilies = { ProcessInspector.figures().families }
         // The proxy starts first (its first list fetch) and stops last, after the ports drained.
-        let root = proxy.map { Self.proxyRoot($0, server: server.root) } ?? server.root
+        var root = proxy.map { Self.proxyRoot($0, server: server.root) } ?? server.root
+        // --reactors N: the other loops stop (drain) alongside this one's server.
+        let board = LoopBoard(loops: loopCount)
+        let extraLoops = ExtraLoopsService(loops: [], board: board, home: reactor.threadingHandle)
+        if loopCount > 1 {
+            state.combineReports = { board.combined(own: $0, loop: 0) }
+            state.health.combineFamilies = { board.combinedFamilies(own: $0, loop: 0) }
+            let group = MultiService(name: "transform-server-loops")
+            // Distinct names: adding cannot fail.
+            try? group.addService(extraLoops)
+            try? group.addService(root)
+            root = group
+        }
 
         let lifecycle = TransformServerLifecycle(
             root: root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
@@ -267,7 +287,11 @@ final class TransformServerRunner {
             forceExit: { [weak self] status in
                 self?.removePIDFile()
                 _exit(status)
-            }, drainDelay: options.drainDelay, beginDrain: { state.health.beginDrain() },
+            }, drainDelay: options.drainDelay,
+            beginDrain: {
+                state.health.beginDrain()
+                for loop in extraLoops.loops { loop.threading.callFromThread { loop.state.health.beginDrain() } }
+            },
             reload: { [rereadOptions, logger] in
                 if let rereadOptions { Self.reloadAsyncLimit(state: state, from: rereadOptions(), logger: logger) }
             })
@@ -285,8 +309,21 @@ final class TransformServerRunner {
         } catch {
             throw StartupFailure(.osError, "cannot start: \(error)")
         }
+        if loopCount > 1 {
+            extraLoops.loops = try makeExtraLoops(
+                count: loopCount - 1, board: board, handler: handler,
+                ports: (server.netstringServer.port, server.lineServer.port, server.httpServer?.port))
+        }
         if let credentials { try drop(to: credentials) }
         root.startService()
+        if loopCount > 1 {
+            for loop in extraLoops.loops {
+                loop.server.root.startService()
+                loop.run(board: board)
+            }
+            board.publishEvery(LoopBoard.interval, loop: 0, clock: reactor, state: state)
+            logger.notice("serving with \(loopCount) event loops (SO_REUSEPORT)")
+        }
 
         var addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
         if let http = server.httpServer { addresses.append(("http", http.port)) }
@@ -301,6 +338,59 @@ final class TransformServerRunner {
         }
         daemonChild?.reportReady()
         return (reactor, server, lifecycle)
+    }
+
+    /// The local transforms: the built-in ones and any the embedder added (78 for a bad name).
+    private func makeTransformService() throws(StartupFailure) -> TransformService {
+        let service = TransformService()
+        for t in transforms {
+            do throws(TransformRegistrationError) {
+                try service.register(t)
+            } catch {
+                throw StartupFailure(.configuration, "cannot add the transform '\(t.name)': \(error)")
+            }
+        }
+        return service
+    }
+
+    /// Builds and binds loops 1..<count+1 of `--reactors N` on the ports loop 0 bound (so port 0
+    /// resolves once), each with its own reactor, transform registry (the same transforms,
+    /// built again: cheap, and nothing is shared on the request path), state and thread pool.
+    private func makeExtraLoops(
+        count: Int, board: LoopBoard, handler: any LogHandler,
+        ports: (netstring: (any ListeningPort)?, line: (any ListeningPort)?, http: (any ListeningPort)?)
+    ) throws(StartupFailure) -> [ServingLoop] {
+        var loops: [ServingLoop] = []
+        for index in 1...count {
+            let reactor: EpollReactor
+            do {
+                reactor = try EpollReactor(logger: Logger(system: "reactor-\(index)", handler: handler))
+            } catch {
+                throw StartupFailure(.osError, "cannot create reactor \(index): \(error)")
+            }
+            let state = ServerState(
+                backend: try makeTransformService(), clock: reactor, threadPool: reactor, limits: options.limits,
+                logger: logger,
+                maxConcurrentAsync: options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync)
+            state.combineReports = { board.combined(own: $0, loop: index) }
+            state.health.combineFamilies = { board.combinedFamilies(own: $0, loop: index) }
+            state.health.extraFamilies = { ProcessInspector.figures().families }
+            func bind(_ name: String, _ port: (any ListeningPort)?) -> TransformServer.Binder {
+                binder(name, port: port?.address.port ?? 0, inherited: nil, reactor, reusePort: true)
+            }
+            let server = TransformServer(
+                state: state, bindNetstring: bind("netstring", ports.netstring), bindLine: bind("line", ports.line),
+                bindHTTP: options.httpPort == nil ? nil : bind("http", ports.http))
+            do {
+                try server.root.privilegedStartService()
+            } catch let failure as StartupFailure {
+                throw failure
+            } catch {
+                throw StartupFailure(.osError, "cannot start loop \(index): \(error)")
+            }
+            loops.append(ServingLoop(index: index, reactor: reactor, state: state, server: server))
+        }
+        return loops
     }
 
     private func resolveCredentials() throws(StartupFailure) -> Credentials? {
@@ -400,14 +490,15 @@ final class TransformServerRunner {
 
     /// Opens one port: adopts the inherited socket if there is one, else listens.
     private func binder(
-        _ name: String, port: Int, inherited: Int32?, _ reactor: EpollReactor
+        _ name: String, port: Int, inherited: Int32?, _ reactor: EpollReactor, reusePort: Bool = false
     ) -> TransformServer.Binder {
         let interface = options.interface
         let address = SocketAddress(host: interface, port: port).description
         return { factory in
             do {
                 if let fd = inherited { return try reactor.adoptListeningSocket(fd: fd, factory: factory) }
-                return try reactor.listenTCP(port: port, factory: factory, interface: interface, backlog: 1024)
+                return try reactor.listenTCP(
+                    port: port, factory: factory, interface: interface, backlog: 1024, reusePort: reusePort)
             } catch {
                 let place = inherited.map { "inherited socket \($0)" } ?? address
                 throw Self.listenFailure(name, place: place, error: error)

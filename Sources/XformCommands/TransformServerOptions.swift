@@ -64,6 +64,9 @@ public struct TransformServerOptions: Sendable, Equatable {
     /// The transforms to serve for original-protocol upstreams (`--upstream-transforms`);
     /// `nil` asks the upstream for its list.
     public var upstreamTransforms: [String]?
+    /// How many event loops serve (`--reactors`), each on its own thread with its own
+    /// `SO_REUSEPORT` listeners; `nil` (`auto`) means one per core.
+    public var reactors: Int? = 1
     /// The proxy's result cache bound in bytes, keys and values counted; 0 disables it.
     public var cacheBytes = 64 * 1024 * 1024
     /// How long the proxy serves a cached result; `nil` until evicted.
@@ -163,6 +166,11 @@ extension TransformServerCommand {
             .option(
                 "cache-ttl", valueName: "duration",
                 help: "How long the proxy serves a cached result; 0 until evicted.", default: "0"),
+            .option(
+                "reactors", valueName: "count",
+                help: "Serve with this many event loops, one per thread, each accepting on its own SO_REUSEPORT "
+                    + "socket per port; auto is one per core.",
+                default: "1"),
             .option(
                 "drain-delay", valueName: "duration",
                 help: "On TERM/INT, answer /readyz with 503 and keep serving this long before the ports close, so "
@@ -278,6 +286,13 @@ extension TransformServerCommand {
         o.linePort = try parsed.int("line-port", in: 0...65535) ?? o.linePort
         o.httpPort = try parsed.int("http-port", in: 0...65535)
         o.drainDelay = try parsed.duration("drain-delay") ?? o.drainDelay
+        o.reactors = try parsed.value("reactors") { (text) throws(ValueParseError) -> Int? in
+            if text == "auto" { return nil }
+            guard let n = Int(text), (1...256).contains(n) else {
+                throw ValueParseError("expected auto or a count from 1 to 256")
+            }
+            return n
+        } ?? o.reactors
         o.limits.maxRequestBytes = try parsed.int("max-request-bytes", in: 1...1 << 30) ?? o.limits.maxRequestBytes
         o.limits.maxLineLength = try parsed.int("max-line-length", in: 1...1 << 30) ?? o.limits.maxLineLength
         if let idle = try parsed.duration("idle-timeout") { o.limits.idleTimeout = idle == .zero ? nil : idle }

@@ -226,12 +226,22 @@ final class TCPConnector: IOHandler, Connector {
 
 extension EpollReactor {
     /// Listens on `interface:port` with `SO_REUSEADDR` (port 0 picks a free port, shown in the
-    /// port's `address`). `interface` is an IPv4 or IPv6 literal, or a resolvable name.
+    /// port's `address`). `interface` is an IPv4 or IPv6 literal, or a resolvable name. With
+    /// `reusePort`, `SO_REUSEPORT` is set before binding, so several loops (threads) can each
+    /// listen on the same port and the kernel spreads new connections across them.
     ///
     /// - Throws: ``SystemError`` from `socket`, `bind` or `listen` (`EADDRINUSE`, `EACCES`...),
     ///   or with call `getaddrinfo` and `EADDRNOTAVAIL` when the interface does not resolve.
     public func listenTCP(
         port: Int, factory: any ServerFactory, interface: String = "0.0.0.0", backlog: Int = 511
+    ) throws -> any ListeningPort {
+        try listenTCP(port: port, factory: factory, interface: interface, backlog: backlog, reusePort: false)
+    }
+
+    /// ``listenTCP(port:factory:interface:backlog:)``, with `SO_REUSEPORT` set before binding
+    /// when `reusePort` is true.
+    public func listenTCP(
+        port: Int, factory: any ServerFactory, interface: String, backlog: Int, reusePort: Bool
     ) throws -> any ListeningPort {
         guard let address = RawAddress.resolve(host: interface, port: port, passive: true)?.first else {
             throw SystemError("getaddrinfo(\(interface))", errno: EADDRNOTAVAIL)
@@ -239,6 +249,7 @@ extension EpollReactor {
         let fd = cxf_socket_nonblocking(address.family, CXF_SOCK_STREAM)
         guard fd >= 0 else { throw SystemError("socket", errno: lastErrno()) }
         setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if reusePort { setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
         if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
             let e = lastErrno()
             closeFD(fd)

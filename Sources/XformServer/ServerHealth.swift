@@ -11,6 +11,9 @@ public final class ServerHealth {
     public private(set) var draining = false
     /// Extra metric families, rendered after the server's own (the `process_*` figures).
     public var extraFamilies: () -> [MetricFamily] = { [] }
+    /// Turns this loop's own families into the whole process's (`--reactors N`: every loop's
+    /// samples summed); nil with one loop.
+    public var combineFamilies: (([MetricFamily]) -> [MetricFamily])?
 
     /// Creates the health of a server that is not listening yet.
     public init() {}
@@ -32,8 +35,15 @@ extension ServerState {
 
     /// The metric families `GET /metrics` serves: requests by transform, port and outcome;
     /// durations by transform; connections and bytes; readiness; the backend's statistics; then
-    /// ``ServerHealth/extraFamilies``.
+    /// ``ServerHealth/extraFamilies``. With several loops, ``ServerHealth/combineFamilies``
+    /// sums every loop's families first.
     public func metricFamilies() -> [MetricFamily] {
+        let own = loopMetricFamilies()
+        return (health.combineFamilies?(own) ?? own) + health.extraFamilies()
+    }
+
+    /// This loop's own families, without the process-wide extra ones.
+    public func loopMetricFamilies() -> [MetricFamily] {
         var requests: [([MetricLabel], Double)] = []
         for port in ServerPort.allCases {
             let byName = stats.requests(port: port)
@@ -75,7 +85,6 @@ extension ServerState {
                     help: "The backend's \(name) figure.", type: .untyped,
                     samples: [MetricSample(name: "xform_backend_" + PrometheusText.sanitizeMetricName(name), value: value)]))
         }
-        families.append(contentsOf: health.extraFamilies())
         return families
     }
 }

@@ -3,7 +3,14 @@ import XformTransforms
 extension ServerState {
     /// The full statistics report (line `stats`, SIGUSR2): the server's counters, then the
     /// backend's own figures (a proxy's cache and upstream counters), one `name value` line each.
+    /// With several loops, ``combineReports`` sums every loop's report into this one.
     public func report() -> [String] {
+        let own = loopReport()
+        return combineReports?(own) ?? own
+    }
+
+    /// This state's own report, whatever the other loops hold.
+    public func loopReport() -> [String] {
         stats.report() + asyncReport + backend.statistics.map { "\($0.name) \(Self.format($0.value))" }
     }
 

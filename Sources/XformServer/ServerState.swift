@@ -49,6 +49,9 @@ public final class ServerState {
     /// Bounds asynchronous and thread-pool transforms, fairly across connections
     /// (`--max-concurrent-async`); nil: no bound and no queue.
     public let asyncGate: AsyncWorkGate?
+    /// Turns this state's own report into the whole process's (`--reactors N`: every loop's
+    /// counters summed); nil with one loop.
+    public var combineReports: (([String]) -> [String])?
 
     /// The open connections, each knowing its index (no hashing per connection).
     var connections: [any DrainableConnection] = []

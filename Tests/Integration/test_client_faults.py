@@ -207,7 +207,10 @@ def test_call_retries_until_the_server_starts_within_the_backoff_window(tmp_path
         time.sleep(0.2)  # the server starts late, inside the default backoff window (about 5 s)
         server = FakeServer(port=port)
         status, out, err = finish(client)
-        assert (status, out, err) == (0, b"HELLO", b"")
+        assert (status, out) == (0, b"HELLO")
+        # On a loaded machine the retries may outlast a second: then, and only then, the one
+        # "server not answering" notice of issue 11 appears.
+        assert err in (b"", "xform: server not answering, retrying\u2026 (-v shows each attempt)\n".encode()), err
         assert server.requests == ["!upper.hello"]
     finally:
         if client.poll() is None:

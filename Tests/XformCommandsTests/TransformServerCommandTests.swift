@@ -91,6 +91,9 @@ private let expectedHelp = """
                               counted; 0 disables the cache. (default: 67108864)
       --cache-ttl <duration>  How long the proxy serves a cached result; 0 until
                               evicted. (default: 0)
+      --reactors <count>      Serve with this many event loops, one per thread,
+                              each accepting on its own SO_REUSEPORT socket per
+                              port; auto is one per core. (default: 1)
       --drain-delay <duration>
                               On TERM/INT, answer /readyz with 503 and keep serving
                               this long before the ports close, so load balancers
