@@ -1,7 +1,6 @@
 // So that `import XformClientKit` alone gives TransformClient, TransformProxy and their errors.
 @_exported import XformClient
 import Foundation
-import Synchronization
 import XformCore
 import XformReactor
 
@@ -63,7 +62,7 @@ extension TransformClient {
 
 /// The client (or the failure) the reactor thread hands to ``TransformClient/connect(endpoints:configuration:)``.
 final class HandOff: Sendable {
-    let value = Mutex<Result<TransformClient, any Error>?>(nil)
+    let value = PthreadMutex<Result<TransformClient, any Error>?>(nil)
 }
 
 /// The reactor thread behind ``TransformClient/connect(host:port:configuration:)``: stops the
@@ -75,7 +74,7 @@ final class OwnedReactorThread: TransformClientRuntime {
         var finished = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
-    let state = Mutex(State())
+    let state = PthreadMutex(State())
 
     func attach(_ handle: EpollThreading) { state.withLock { $0.handle = handle } }
 

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import Synchronization
 import XformCore
 import XformMetrics
 import XformReactor
@@ -64,12 +63,12 @@ final class LoopBoard: Sendable {
     /// How often each loop publishes its report.
     static let interval: Duration = .milliseconds(250)
 
-    private let reports: Mutex<[[String]]>
-    private let families: Mutex<[[MetricFamily]]>
+    private let reports: PthreadMutex<[[String]]>
+    private let families: PthreadMutex<[[MetricFamily]]>
 
     init(loops: Int) {
-        reports = Mutex(Array(repeating: [], count: loops))
-        families = Mutex(Array(repeating: [], count: loops))
+        reports = PthreadMutex(Array(repeating: [], count: loops))
+        families = PthreadMutex(Array(repeating: [], count: loops))
     }
 
     /// Replaces loop `loop`'s published report.

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The failure of a Deferred that was cancelled (Twisted's `CancelledError`).
 public struct CancelledError: Error, Equatable, CustomStringConvertible {
@@ -71,7 +70,7 @@ public enum DeferredDiagnostics {
     /// Receives unhandled failures.
     public typealias Handler = @Sendable (UnhandledError) -> Void
 
-    static let handler = Mutex<Handler?>(nil)
+    static let handler = PthreadMutex<Handler?>(nil)
 
     /// Replaces the process-wide handler and returns the previous one, `nil` if none was
     /// installed (tests install a recording handler; the daemon may route reports to its log).

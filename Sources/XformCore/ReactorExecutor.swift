@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The reactor thread as a Swift task executor: what makes async bodies behave like Twisted's
 /// `inlineCallbacks` (Introduction Part 17, seed 002).
@@ -74,7 +73,7 @@ public final class ReactorExecutor: TaskExecutor, @unchecked Sendable {
 
     /// The executors of live reactor threads, by the identity of their threading object. Weak:
     /// a running body keeps its executor alive; a new one is made when none is left.
-    static let registry = Mutex<[ObjectIdentifier: WeakExecutor]>([:])
+    static let registry = PthreadMutex<[ObjectIdentifier: WeakExecutor]>([:])
 
     struct WeakExecutor {
         weak var executor: ReactorExecutor?

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import XformCore
 import XformReactor
 
 /// An append-mode log file that rotates by size, like twistd's `LogFile`.
@@ -38,7 +38,7 @@ public final class LogFile: LogOutput {
         /// How many of `log.1` ... `log.<max>` exist, as far as this object knows.
         var rotated: Int
     }
-    private let state: Mutex<State>
+    private let state: PthreadMutex<State>
 
     /// twistd's default rotation size: 1,000,000 bytes.
     public static let defaultRotateLength = 1_000_000
@@ -75,7 +75,7 @@ public final class LogFile: LogOutput {
         switch LogFile.open(path, mode: mode) {
         case .success(let opened):
             let rotated = LogFile.countRotated(path, max: maxRotatedFiles)
-            state = Mutex(State(fd: opened.fd, size: opened.size, rotated: rotated))
+            state = PthreadMutex(State(fd: opened.fd, size: opened.size, rotated: rotated))
         case .failure(let e): throw DaemonFailure(.cannotCreate, "cannot open log file: \(e)")
         }
     }
