@@ -18,11 +18,12 @@ lib() {  # lib NAME [extra flags...]: Sources/NAME as a static library and modul
 lib XformCore
 lib XformFraming
 lib XformTransforms -enable-testing
+lib XformMetrics
 lib XformServer
 
 for src in Fuzz/Fuzz*.swift; do
     name=$(basename "$src" .swift)
     echo "==> $name"
-    swiftc "${FLAGS[@]}" -L "$OUT" -lXformServer -lXformTransforms -lXformFraming -lXformCore \
+    swiftc "${FLAGS[@]}" -L "$OUT" -lXformServer -lXformMetrics -lXformTransforms -lXformFraming -lXformCore \
         "$src" -o "$OUT/$name"
 done
