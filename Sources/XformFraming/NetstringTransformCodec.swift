@@ -55,12 +55,15 @@ public enum NetstringTransformCodec {
 
     /// Reads one request payload (the bytes inside the netstring).
     public static func decodeRequest(_ payload: UnsafeRawBufferPointer) -> NetstringRequest {
-        guard let first = payload.first else { return .malformed(.empty, extended: false) }
-        switch first {
+        guard let base = payload.baseAddress, !payload.isEmpty else { return .malformed(.empty, extended: false) }
+        // Pointer arithmetic, not `dropFirst()`: the generic slice costs about 45 instructions
+        // per request (callgrind).
+        let rest = UnsafeRawBufferPointer(start: base + 1, count: payload.count - 1)
+        switch base.load(as: UInt8.self) {
         case UInt8(ascii: "!"):
-            return splitTransform(UnsafeRawBufferPointer(rebasing: payload.dropFirst()), extended: true)
+            return splitTransform(rest, extended: true)
         case UInt8(ascii: "?"):
-            return .query(UnsafeRawBufferPointer(rebasing: payload.dropFirst()))
+            return .query(rest)
         default:
             return splitTransform(payload, extended: false)
         }
@@ -68,12 +71,12 @@ public enum NetstringTransformCodec {
 
     @inline(__always)
     static func splitTransform(_ request: UnsafeRawBufferPointer, extended: Bool) -> NetstringRequest {
-        guard let dot = firstDot(request) else {
+        guard let dot = firstDot(request), let base = request.baseAddress else {
             return .malformed(.noDot, extended: extended)
         }
         return .transform(
-            name: UnsafeRawBufferPointer(rebasing: request[..<dot]),
-            text: UnsafeRawBufferPointer(rebasing: request[(dot + 1)...]), extended: extended)
+            name: UnsafeRawBufferPointer(start: base, count: dot),
+            text: UnsafeRawBufferPointer(start: base + dot + 1, count: request.count - dot - 1), extended: extended)
     }
 
     /// The index of the first `.`, found with `memchr` (the generic `firstIndex(of:)` costs

@@ -176,6 +176,16 @@ final class TCPConnection: IOHandler, Transport {
     }
 
     override func handleEvent(_ events: UInt32) {
+        // While its own event runs, the connection counts as queued: the `service()` below does
+        // what the reactor's dirty sweep would, without the list append and sweep per request.
+        let wasQueued = f.queued
+        f.queued = true
+        dispatch(events)
+        if !wasQueued { f.queued = false }
+        service()
+    }
+
+    private func dispatch(_ events: UInt32) {
         if events & CXF_EPOLLOUT != 0 && f.waitingForWritable && !f.closed {
             flushOutput()
         }
@@ -189,7 +199,6 @@ final class TCPConnection: IOHandler, Transport {
                 closeNow(bufferedByteCount == 0 ? .done : .lost(errno: EPIPE))
             }
         }
-        service()
     }
 
     func readAvailable() {

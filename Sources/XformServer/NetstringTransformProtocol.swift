@@ -34,7 +34,8 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     @exclusivity(unchecked) var extendedSeen = false
     /// After an over-long length prefix in the original form: the bytes read so far, until the
     /// first payload byte tells `-too_large` (`!`) from a bare close (anything else).
-    var peekedPrefix: [UInt8]?
+    /// Unchecked: tested on every read (a checked access costs about 76 instructions, callgrind).
+    @exclusivity(unchecked) var peekedPrefix: [UInt8]?
 
     /// Creates the protocol for one connection from `peer`.
     public init(state: ServerState, peer: SocketAddress) {
