@@ -41,7 +41,7 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
         self.peer = peer
-        self.host = SessionHostState(limits: state.limits)
+        self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(limits: HTTPRequestLimits(maxBodyBytes: state.limits.maxRequestBytes))
     }
 

@@ -42,7 +42,7 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
         self.peer = peer
-        self.host = SessionHostState(limits: state.limits)
+        self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLineLength: state.limits.maxLineLength)
     }
 

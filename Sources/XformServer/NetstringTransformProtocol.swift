@@ -41,7 +41,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
         self.peer = peer
-        self.host = SessionHostState(limits: state.limits)
+        self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLength: state.limits.maxRequestBytes)
     }
 

@@ -36,6 +36,8 @@ public final class ServerState {
     public let context: TransformContext
     /// The connection limits.
     public let limits: ServerLimits
+    /// The per-connection limits every session shares (from ``limits``).
+    let sessionConfiguration: SessionConfiguration
     /// The counters.
     public let stats: ServerStats
     /// The server's log.
@@ -75,6 +77,9 @@ public final class ServerState {
         self.localService = backend as? TransformService
         self.clock = clock
         self.limits = limits
+        sessionConfiguration = SessionConfiguration(
+            maxPendingRequests: limits.maxPendingPerConnection, idleTimeout: limits.idleTimeout,
+            requestTimeout: limits.requestTimeout, maxPendingBytes: limits.maxPendingBytesPerConnection)
         self.logger = logger
         self.stats = ServerStats(clock: clock)
         self.context = TransformContext(

@@ -61,11 +61,8 @@ struct SessionHostState {
     var lastHandle: TransformHandle?
     var lastHandleCounters: TransformCounters?
 
-    init(limits: ServerLimits) {
-        session = ConnectionSession(
-            configuration: .init(
-                maxPendingRequests: limits.maxPendingPerConnection, idleTimeout: limits.idleTimeout,
-                requestTimeout: limits.requestTimeout, maxPendingBytes: limits.maxPendingBytesPerConnection))
+    init(configuration: SessionConfiguration) {
+        session = ConnectionSession(configuration: configuration)
     }
 }
 
