@@ -137,17 +137,17 @@ public enum NetstringTransformCodec {
     /// the header goes at `p`, then `fill` writes the `textCount` bytes of text where they
     /// belong, then the trailer. `p` must hold `textCount + maxReplyOverhead` bytes.
     ///
-    /// - Returns: the reply's length.
+    /// - Returns: the reply's length, or 0 when `fill` returned false (nothing is to be sent).
     @inline(__always)
     public static func writeReply(
-        textCount: Int, extended: Bool, to p: UnsafeMutableRawPointer, fill: (UnsafeMutableRawBufferPointer) -> Void
+        textCount: Int, extended: Bool, to p: UnsafeMutableRawPointer, fill: (UnsafeMutableRawBufferPointer) -> Bool
     ) -> Int {
         var offset = NetstringEncoder.writeHeader(length: textCount + (extended ? 1 : 0), to: p)
         if extended {
             p.storeBytes(of: UInt8(ascii: "+"), toByteOffset: offset, as: UInt8.self)
             offset += 1
         }
-        fill(UnsafeMutableRawBufferPointer(start: p + offset, count: textCount))
+        guard fill(UnsafeMutableRawBufferPointer(start: p + offset, count: textCount)) else { return 0 }
         offset += textCount
         p.storeBytes(of: UInt8(ascii: ","), toByteOffset: offset, as: UInt8.self)
         return offset + 1

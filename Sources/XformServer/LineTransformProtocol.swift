@@ -193,14 +193,14 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
     /// The hot path: `OK `, the transformed text and `\n` written in place in the transport's
     /// output buffer. A block, or a text that needs escapes after the transform, takes the
     /// general path (returns false).
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool) -> Bool {
+    func writeFastReply(_ fast: CheckedASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool) -> Bool {
         guard !block else { return false }
         guard let transport else { return true }
         var length = 0
         transport.write(reserving: text.count + 4) { buffer in
             let p = buffer.baseAddress!
             let out = UnsafeMutableRawBufferPointer(start: p + 3, count: text.count)
-            fast(text, out)
+            guard fast(text, out) else { return 0 }
             if LineTransformCodec.firstEscapable(UnsafeRawBufferPointer(out)) < text.count { return 0 }
             p.storeBytes(of: UInt8(ascii: "O"), toByteOffset: 0, as: UInt8.self)
             p.storeBytes(of: UInt8(ascii: "K"), toByteOffset: 1, as: UInt8.self)

@@ -104,7 +104,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
 
     /// The hot path: header, transformed bytes and trailer written in place in the transport's
     /// output buffer.
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style extended: Bool) -> Bool {
+    func writeFastReply(_ fast: CheckedASCIIFastPath, text: UnsafeRawBufferPointer, style extended: Bool) -> Bool {
         guard let transport else { return true }
         var length = 0
         transport.write(reserving: text.count + NetstringTransformCodec.maxReplyOverhead) { buffer in
@@ -114,7 +114,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
             return length
         }
         state.stats.bytes.sent &+= length
-        return true
+        return length > 0
     }
 
     // MARK: Replies

@@ -37,11 +37,12 @@ protocol TransformSessionHost: DrainableConnection {
     func expiryNotice(_ expiry: ConnectionSession<Deferred<[UInt8]>>.Expiry) -> [UInt8]?
     /// True while part of a request has arrived and the rest has not.
     var hasPartialRequest: Bool { get }
-    /// The hot path: writes the success reply for `fast` applied to the all-ASCII `text`
-    /// straight into the transport's output buffer (the transform writes its output in place).
+    /// The hot path: writes the success reply for `fast` applied to `text` straight into the
+    /// transport's output buffer (the transform writes its output in place).
     ///
-    /// - Returns: false when nothing was written (the general path must answer).
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool
+    /// - Returns: false when nothing was written (`text` was not all ASCII, or the form needs
+    ///   the general path): the general path must answer.
+    func writeFastReply(_ fast: CheckedASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool
 }
 
 /// The mutable state every transform protocol keeps for the shared code.
@@ -252,9 +253,8 @@ extension TransformSessionHost {
             answer(local.start(name: name, text: text, context: state.context), name: name, text: text, style: style)
             return
         }
-        if host.session.mayWriteNow, let fast = handle.asciiFastPath, text.count <= state.limits.asciiInlineLimit,
-            ASCIIBytes.isASCII(text)
-        {
+        // The fast path checks for ASCII as it writes: non-ASCII text writes nothing and goes on below.
+        if host.session.mayWriteNow, let fast = handle.checkedASCIIFastPath, text.count <= state.limits.asciiInlineLimit {
             if text.count < ServerStats.timedInlineBytes {
                 if writeFastReply(fast, text: text, style: style) {
                     host.session.repliedDirectly()
