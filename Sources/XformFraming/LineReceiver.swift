@@ -23,26 +23,18 @@ open class LineReceiver: BackpressuredReceiver {
     /// The longest line accepted, in bytes, without its terminator (Twisted's `MAX_LENGTH`).
     public let maxLineLength: Int
     /// While delivery is paused, buffering more than this many bytes pauses reading.
-    public let backlogLimit: Int
+    public var backlogLimit: Int { engine.backlogLimit }
     /// Whether a last line without `\n` is delivered at EOF (true) or dropped (false).
     public var deliversUnterminatedLastLine = true
 
-    /// The engine, made on first use: a connection that never sends holds none (issue 8: memory
-    /// per idle connection). Unchecked: read on every read (a checked access costs about 76
-    /// instructions, callgrind); it is only ever set from nil, before its first use.
-    @exclusivity(unchecked) private var lazyEngine: ReceiveEngine<LineParser>?
-
-    private var engine: ReceiveEngine<LineParser> {
-        if let engine = lazyEngine { return engine }
-        let engine = ReceiveEngine(parser: LineParser(maxLength: maxLineLength), backlogLimit: backlogLimit)
-        lazyEngine = engine
-        return engine
-    }
+    private let engine: ReceiveEngine<LineParser>
     /// Creates a receiver accepting lines up to `maxLineLength` bytes (16,384 by default).
     /// `backlogLimit` defaults to one maximum line plus 64 KiB.
     public init(maxLineLength: Int = defaultMaxLineLength, backlogLimit: Int? = nil) {
         self.maxLineLength = maxLineLength
-        self.backlogLimit = backlogLimit ?? (maxLineLength + 65_536)
+        engine = ReceiveEngine(
+            parser: LineParser(maxLength: maxLineLength),
+            backlogLimit: backlogLimit ?? (maxLineLength + 65_536))
         super.init()
     }
 
@@ -89,13 +81,13 @@ open class LineReceiver: BackpressuredReceiver {
     }
 
     /// True while ``pauseDelivery()`` is in force.
-    public var isDeliveryPaused: Bool { lazyEngine?.paused ?? false }
+    public var isDeliveryPaused: Bool { engine.paused }
 
     /// Bytes received and not yet delivered.
-    public var bufferedByteCount: Int { lazyEngine?.bufferedByteCount ?? 0 }
+    public var bufferedByteCount: Int { engine.bufferedByteCount }
 
     /// True when part of a frame has arrived and the rest has not (a request in progress).
-    public var hasPartialFrame: Bool { lazyEngine?.hasPartialFrame ?? false }
+    public var hasPartialFrame: Bool { engine.hasPartialFrame }
 
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
         engine.receive(data, sink: self, transport: transport)

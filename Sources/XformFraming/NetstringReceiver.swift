@@ -22,25 +22,17 @@ open class NetstringReceiver: BackpressuredReceiver {
     /// The largest payload accepted, in bytes (Twisted's `MAX_LENGTH`).
     public let maxLength: Int
     /// While delivery is paused, buffering more than this many bytes pauses reading.
-    public let backlogLimit: Int
+    public var backlogLimit: Int { engine.backlogLimit }
 
-    /// The engine, made on first use: a connection that never sends holds none (issue 8: memory
-    /// per idle connection). Unchecked: read on every read (a checked access costs about 76
-    /// instructions, callgrind); it is only ever set from nil, before its first use.
-    @exclusivity(unchecked) private var lazyEngine: ReceiveEngine<NetstringParser>?
-
-    private var engine: ReceiveEngine<NetstringParser> {
-        if let engine = lazyEngine { return engine }
-        let engine = ReceiveEngine(parser: NetstringParser(maxLength: maxLength), backlogLimit: backlogLimit)
-        lazyEngine = engine
-        return engine
-    }
+    private let engine: ReceiveEngine<NetstringParser>
 
     /// Creates a receiver accepting payloads up to `maxLength` bytes (99,999 by default).
     /// `backlogLimit` defaults to one maximum netstring plus 64 KiB.
     public init(maxLength: Int = defaultNetstringMaxLength, backlogLimit: Int? = nil) {
         self.maxLength = maxLength
-        self.backlogLimit = backlogLimit ?? (maxLength + 65_536)
+        engine = ReceiveEngine(
+            parser: NetstringParser(maxLength: maxLength),
+            backlogLimit: backlogLimit ?? (maxLength + 65_536))
         super.init()
     }
 
@@ -89,13 +81,13 @@ open class NetstringReceiver: BackpressuredReceiver {
     }
 
     /// True while ``pauseDelivery()`` is in force.
-    public var isDeliveryPaused: Bool { lazyEngine?.paused ?? false }
+    public var isDeliveryPaused: Bool { engine.paused }
 
     /// Bytes received and not yet delivered.
-    public var bufferedByteCount: Int { lazyEngine?.bufferedByteCount ?? 0 }
+    public var bufferedByteCount: Int { engine.bufferedByteCount }
 
     /// True when part of a frame has arrived and the rest has not (a request in progress).
-    public var hasPartialFrame: Bool { lazyEngine?.hasPartialFrame ?? false }
+    public var hasPartialFrame: Bool { engine.hasPartialFrame }
 
     open override func dataReceived(_ data: UnsafeRawBufferPointer) {
         engine.receive(data, sink: self, transport: transport)
