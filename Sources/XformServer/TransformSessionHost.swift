@@ -65,6 +65,15 @@ struct SessionHostState {
     init(configuration: SessionConfiguration) {
         session = ConnectionSession(configuration: configuration)
     }
+
+    /// The session's next deadline, unless the timer is armed for it or earlier (then nil).
+    /// Mutating only so that callers reach it through `host`'s modify accessor: a read through
+    /// the getter copied the whole session (about 200 instructions per call, callgrind).
+    mutating func deadlineToArm() -> Duration? {
+        guard let deadline = session.nextDeadline else { return nil }
+        if let armed = armedFor, armed <= deadline, deadlineCall != nil { return nil }
+        return deadline
+    }
 }
 
 extension TransformSessionHost {
@@ -100,8 +109,7 @@ extension TransformSessionHost {
     /// earlier (a deadline that moved later is re-checked when the timer fires: no timer work
     /// per request).
     func armDeadline() {
-        guard let deadline = host.session.nextDeadline else { return }
-        if let armed = host.armedFor, armed <= deadline, host.deadlineCall != nil { return }
+        guard let deadline = host.deadlineToArm() else { return }
         host.deadlineCall?.cancel()
         host.armedFor = deadline
         // Unowned(unsafe), not weak or unowned: a weak reference gives the protocol a side table
