@@ -8,9 +8,19 @@ struct SessionActions<Waiter> {
     }
 
     /// Replies to write now, in order.
-    var writes: [[UInt8]] = []
+    var writes: [[UInt8]] {
+        get { someWrites ?? [] }
+        set { someWrites = newValue.isEmpty ? nil : newValue }
+    }
     /// Work nobody waits for any more: cancel it (Part 19).
-    var cancel: [Waiter] = []
+    var cancel: [Waiter] {
+        get { someCancels ?? [] }
+        set { someCancels = newValue.isEmpty ? nil : newValue }
+    }
+    // Optional, nil when empty: the usual "nothing to do" then holds no array, and dropping it
+    // releases nothing (two empty arrays cost two release calls per read, callgrind).
+    private var someWrites: [[UInt8]]?
+    private var someCancels: [Waiter]?
     /// Pause or resume delivering requests.
     var delivery: Delivery?
     /// Stop reading from the peer for good (the original form's read batch is over).
@@ -19,7 +29,7 @@ struct SessionActions<Waiter> {
     var close = false
 
     /// True when there is nothing to do.
-    var isEmpty: Bool { writes.isEmpty && cancel.isEmpty && delivery == nil && !stopReading && !close }
+    var isEmpty: Bool { someWrites == nil && someCancels == nil && delivery == nil && !stopReading && !close }
 }
 
 extension SessionActions: Equatable where Waiter: Equatable {}
