@@ -28,6 +28,17 @@ struct SessionActions<Waiter> {
     /// Close the connection once the writes are flushed.
     var close = false
 
+    init(
+        writes: [[UInt8]] = [], cancel: [Waiter] = [], delivery: Delivery? = nil, stopReading: Bool = false,
+        close: Bool = false
+    ) {
+        someWrites = writes.isEmpty ? nil : writes
+        someCancels = cancel.isEmpty ? nil : cancel
+        self.delivery = delivery
+        self.stopReading = stopReading
+        self.close = close
+    }
+
     /// True when there is nothing to do.
     var isEmpty: Bool { someWrites == nil && someCancels == nil && delivery == nil && !stopReading && !close }
 }
