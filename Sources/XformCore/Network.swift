@@ -120,6 +120,13 @@ public protocol ConnectionProtocol: AnyObject {
     func writeBufferDrained()
     /// The connection is gone. `reason` is a ``ConnectionEnd``.
     func connectionLost(reason: ConnectionEnd)
+    /// For a large message under way: room in the protocol's own buffer that the transport may
+    /// read straight into, saving a copy of every byte; nil (the default) for the usual
+    /// ``dataReceived(_:)``. A transport asks only while its reads come back full.
+    func directReadSpace() -> UnsafeMutableRawBufferPointer?
+    /// `count` bytes were read into the room ``directReadSpace()`` returned: handle them as
+    /// ``dataReceived(_:)`` would have.
+    func directDataReceived(_ count: Int)
 }
 
 /// A convenient base class: stores the transport and provides default event handlers.
@@ -151,9 +158,18 @@ open class BaseProtocol: ConnectionProtocol {
     open func connectionLost(reason: ConnectionEnd) {
         storedTransport = nil
     }
+    /// None: bytes arrive through ``dataReceived(_:)``. Receivers of large frames override it.
+    open func directReadSpace() -> UnsafeMutableRawBufferPointer? { nil }
+    /// Never called while ``directReadSpace()`` is nil.
+    open func directDataReceived(_ count: Int) {}
 }
 
 extension ConnectionProtocol {
+    /// None: bytes arrive through ``dataReceived(_:)``.
+    public func directReadSpace() -> UnsafeMutableRawBufferPointer? { nil }
+    /// Never called while ``directReadSpace()`` is nil.
+    public func directDataReceived(_ count: Int) {}
+
     /// Feeds bytes from an array (tests and tools).
     public func dataReceived(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { dataReceived($0) }

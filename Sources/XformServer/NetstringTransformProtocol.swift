@@ -61,6 +61,12 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         readEnded()
     }
 
+    public override func directDataReceived(_ count: Int) {
+        received(count)
+        super.directDataReceived(count)
+        readEnded()
+    }
+
     public override func readConnectionLost() {
         if peekedPrefix != nil {
             peekedPrefix = nil

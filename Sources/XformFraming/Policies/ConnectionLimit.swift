@@ -95,6 +95,8 @@ public final class CountedConnection: ConnectionProtocol {
     public func readConnectionLost() { inner.readConnectionLost() }
     public func writeBufferFull() { inner.writeBufferFull() }
     public func writeBufferDrained() { inner.writeBufferDrained() }
+    public func directReadSpace() -> UnsafeMutableRawBufferPointer? { inner.directReadSpace() }
+    public func directDataReceived(_ count: Int) { inner.directDataReceived(count) }
 
     public func connectionLost(reason: ConnectionEnd) {
         release()
