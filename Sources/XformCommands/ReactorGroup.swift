@@ -86,8 +86,9 @@ final class LoopBoard: Sendable {
     /// Publishes loop `loop`'s figures now and then every `interval`, on that loop's thread.
     func publishEvery(_ interval: Duration, loop: Int, clock: any ReactorTime, state: ServerState) {
         publish(loop: loop, state: state)
-        _ = clock.callLater(interval) { [weak self, weak state] in
-            guard let state else { return }
+        // `state` strongly: a weak reference would put the state's every retain on the slow path;
+        // the reactor drops this timer when it stops.
+        _ = clock.callLater(interval) { [weak self] in
             self?.publishEvery(interval, loop: loop, clock: clock, state: state)
         }
     }

@@ -93,6 +93,17 @@ open class NetstringReceiver: BackpressuredReceiver {
         engine.receive(data, sink: self, transport: transport)
     }
 
+    /// The rest of a large netstring (256 KiB or more) under way: the transport reads it straight
+    /// into the receiver's buffer instead of copying it there from its own.
+    open override func directReadSpace() -> UnsafeMutableRawBufferPointer? {
+        engine.directReadSpace()
+    }
+
+    /// Takes bytes read into ``directReadSpace()`` as ``dataReceived(_:)`` takes a chunk.
+    open override func directDataReceived(_ count: Int) {
+        engine.receiveDirect(count, sink: self, transport: transport)
+    }
+
     /// Delivers what is left, then calls ``inputEnded()``. Override ``inputEnded()`` instead.
     open override func readConnectionLost() {
         engine.endOfInput(sink: self, transport: transport)

@@ -55,12 +55,15 @@ public enum NetstringTransformCodec {
 
     /// Reads one request payload (the bytes inside the netstring).
     public static func decodeRequest(_ payload: UnsafeRawBufferPointer) -> NetstringRequest {
-        guard let first = payload.first else { return .malformed(.empty, extended: false) }
-        switch first {
+        guard let base = payload.baseAddress, !payload.isEmpty else { return .malformed(.empty, extended: false) }
+        // Pointer arithmetic, not `dropFirst()`: the generic slice costs about 45 instructions
+        // per request (callgrind).
+        let rest = UnsafeRawBufferPointer(start: base + 1, count: payload.count - 1)
+        switch base.load(as: UInt8.self) {
         case UInt8(ascii: "!"):
-            return splitTransform(UnsafeRawBufferPointer(rebasing: payload.dropFirst()), extended: true)
+            return splitTransform(rest, extended: true)
         case UInt8(ascii: "?"):
-            return .query(UnsafeRawBufferPointer(rebasing: payload.dropFirst()))
+            return .query(rest)
         default:
             return splitTransform(payload, extended: false)
         }
@@ -68,12 +71,12 @@ public enum NetstringTransformCodec {
 
     @inline(__always)
     static func splitTransform(_ request: UnsafeRawBufferPointer, extended: Bool) -> NetstringRequest {
-        guard let dot = firstDot(request) else {
+        guard let dot = firstDot(request), let base = request.baseAddress else {
             return .malformed(.noDot, extended: extended)
         }
         return .transform(
-            name: UnsafeRawBufferPointer(rebasing: request[..<dot]),
-            text: UnsafeRawBufferPointer(rebasing: request[(dot + 1)...]), extended: extended)
+            name: UnsafeRawBufferPointer(start: base, count: dot),
+            text: UnsafeRawBufferPointer(start: base + dot + 1, count: request.count - dot - 1), extended: extended)
     }
 
     /// The index of the first `.`, found with `memchr` (the generic `firstIndex(of:)` costs
@@ -134,17 +137,17 @@ public enum NetstringTransformCodec {
     /// the header goes at `p`, then `fill` writes the `textCount` bytes of text where they
     /// belong, then the trailer. `p` must hold `textCount + maxReplyOverhead` bytes.
     ///
-    /// - Returns: the reply's length.
+    /// - Returns: the reply's length, or 0 when `fill` returned false (nothing is to be sent).
     @inline(__always)
     public static func writeReply(
-        textCount: Int, extended: Bool, to p: UnsafeMutableRawPointer, fill: (UnsafeMutableRawBufferPointer) -> Void
+        textCount: Int, extended: Bool, to p: UnsafeMutableRawPointer, fill: (UnsafeMutableRawBufferPointer) -> Bool
     ) -> Int {
         var offset = NetstringEncoder.writeHeader(length: textCount + (extended ? 1 : 0), to: p)
         if extended {
             p.storeBytes(of: UInt8(ascii: "+"), toByteOffset: offset, as: UInt8.self)
             offset += 1
         }
-        fill(UnsafeMutableRawBufferPointer(start: p + offset, count: textCount))
+        guard fill(UnsafeMutableRawBufferPointer(start: p + offset, count: textCount)) else { return 0 }
         offset += textCount
         p.storeBytes(of: UInt8(ascii: ","), toByteOffset: offset, as: UInt8.self)
         return offset + 1

@@ -33,7 +33,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     private struct State {
         var parser: Parser
         /// Bytes kept between reads, read from `readIndex`.
-        var buffer: [UInt8] = []
+        var buffer = ReceiveBuffer()
         /// Input that arrived while a delivery was running.
         var reentrant: [UInt8] = []
         var readIndex = 0
@@ -63,6 +63,33 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     init(parser: Parser, backlogLimit: Int) {
         st = State(parser: parser)
         self.backlogLimit = backlogLimit
+    }
+
+    deinit { st.buffer.deallocate() }
+
+    /// Frames at least this large are read straight into the buffer (``directReadSpace()``).
+    static var directReadThreshold: Int { 256 * 1024 }
+
+    /// For a large frame under way: the buffer's free space, reserved for the rest of the frame,
+    /// that a transport may read straight into (saving a copy of every byte of it); nil when the
+    /// engine cannot take bytes that way now (no large frame pending, paused, delivering, stopped).
+    func directReadSpace() -> UnsafeMutableRawBufferPointer? {
+        guard !st.busy, !st.paused, !st.halted, !st.eof, st.reentrant.isEmpty,
+            let size = st.parser.partialFrameSize, size >= Self.directReadThreshold, st.readIndex < st.buffer.count
+        else { return nil }
+        reserveForPartialFrame(st.readIndex)
+        let space = st.buffer.spare
+        return space.count >= 4096 ? space : nil
+    }
+
+    /// `count` bytes were read into the space ``directReadSpace()`` returned: handles them as
+    /// ``receive(_:sink:transport:)`` would have.
+    func receiveDirect<S: FrameSink>(_ count: Int, sink: S, transport: (any Transport)?)
+    where S.Failure == Parser.Failure {
+        precondition(count <= st.buffer.spare.count, "read past the direct-read space")
+        st.buffer.commit(count)
+        if transport?.disconnecting ?? false { return }
+        drain(sink, transport: transport)
     }
 
     /// True when part of a frame has arrived: bytes buffered, or a length prefix read.
@@ -211,7 +238,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     func halt() {
         st.halted = true
         if !st.busy {
-            st.buffer = []
+            st.buffer.removeAll(keepingCapacity: false)
             st.reentrant = []
             st.readIndex = 0
         }
@@ -223,7 +250,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         st.busy = true
         draining: while true {
             if !st.reentrant.isEmpty {
-                st.buffer.append(contentsOf: st.reentrant)
+                st.reentrant.withUnsafeBytes { st.buffer.append(contentsOf: $0) }
                 st.reentrant.removeAll(keepingCapacity: st.reentrant.capacity <= 65_536)
             }
             if st.paused || st.halted { break }
@@ -309,8 +336,74 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             st.buffer.removeAll(keepingCapacity: st.buffer.capacity <= 65_536)
             st.readIndex = 0
         } else if st.readIndex >= st.buffer.count - st.readIndex {
-            st.buffer.removeSubrange(0..<st.readIndex)
+            st.buffer.removeFirst(st.readIndex)
             st.readIndex = 0
         }
+    }
+}
+
+/// The engine's byte buffer: raw memory, so that a transport can read straight into its spare
+/// capacity (an `Array` cannot hand out uninitialised room). Owned by one engine, which frees it
+/// (``deallocate()``); copies of the value share the memory, and the engine never changes it
+/// while a frame in it is being delivered.
+struct ReceiveBuffer {
+    private(set) var base: UnsafeMutableRawPointer?
+    private(set) var count = 0
+    private(set) var capacity = 0
+
+    /// The bytes held.
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// The room after the bytes held.
+    var spare: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base.map { $0 + count }, count: capacity - count)
+    }
+
+    /// Makes room for `n` bytes in all (keeping the bytes held).
+    mutating func reserveCapacity(_ n: Int) {
+        guard n > capacity else { return }
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 16)
+        if let base {
+            if count > 0 { fresh.copyMemory(from: base, byteCount: count) }
+            base.deallocate()
+        }
+        base = fresh
+        capacity = n
+    }
+
+    /// Appends a copy of `bytes`, growing by doubling.
+    mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        if count + bytes.count > capacity { reserveCapacity(max(count + bytes.count, capacity * 2, 256)) }
+        (base! + count).copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    /// Counts `n` bytes written into ``spare`` as held.
+    mutating func commit(_ n: Int) {
+        count += n
+    }
+
+    /// Drops the first `n` bytes, moving the rest to the front.
+    mutating func removeFirst(_ n: Int) {
+        guard n > 0, let base else { return }
+        if n < count { base.copyMemory(from: base + n, byteCount: count - n) }
+        count -= min(n, count)
+    }
+
+    /// Drops every byte; frees the memory unless `keepingCapacity`.
+    mutating func removeAll(keepingCapacity: Bool) {
+        count = 0
+        if !keepingCapacity { deallocate() }
+    }
+
+    /// Frees the memory.
+    mutating func deallocate() {
+        base?.deallocate()
+        base = nil
+        count = 0
+        capacity = 0
     }
 }

@@ -40,6 +40,8 @@ final class TCPConnection: IOHandler, Transport {
         var interestStale = false
         /// ``loseConnection()`` or ``abortConnection()`` was called.
         var disconnecting = false
+        /// The last read filled its buffer: ask the protocol for room to read straight into.
+        var streaming = false
     }
 
     // Unchecked (as `proto` and `out`): read and written a dozen times per request, and a
@@ -176,6 +178,16 @@ final class TCPConnection: IOHandler, Transport {
     }
 
     override func handleEvent(_ events: UInt32) {
+        // While its own event runs, the connection counts as queued: the `service()` below does
+        // what the reactor's dirty sweep would, without the list append and sweep per request.
+        let wasQueued = f.queued
+        f.queued = true
+        dispatch(events)
+        if !wasQueued { f.queued = false }
+        service()
+    }
+
+    private func dispatch(_ events: UInt32) {
         if events & CXF_EPOLLOUT != 0 && f.waitingForWritable && !f.closed {
             flushOutput()
         }
@@ -189,17 +201,24 @@ final class TCPConnection: IOHandler, Transport {
                 closeNow(bufferedByteCount == 0 ? .done : .lost(errno: EPIPE))
             }
         }
-        service()
     }
 
     func readAvailable() {
-        let buffer = reactor.readBuffer
         var reads = 0
         while reads < reactor.configuration.maxReadsPerEvent && wantsRead {
+            // A large message streaming in is read straight into the protocol's buffer (one copy
+            // less of every byte); the protocol is asked only while reads come back full.
+            let direct = f.streaming ? proto?.directReadSpace() : nil
+            let buffer = direct ?? reactor.readBuffer
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
                 reads += 1
-                proto?.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                f.streaming = direct != nil || n == buffer.count
+                if direct != nil {
+                    proto?.directDataReceived(n)
+                } else {
+                    proto?.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                }
                 if n < buffer.count { break }
             } else if n == 0 {
                 f.readEOF = true

@@ -8,9 +8,19 @@ struct SessionActions<Waiter> {
     }
 
     /// Replies to write now, in order.
-    var writes: [[UInt8]] = []
+    var writes: [[UInt8]] {
+        get { someWrites ?? [] }
+        set { someWrites = newValue.isEmpty ? nil : newValue }
+    }
     /// Work nobody waits for any more: cancel it (Part 19).
-    var cancel: [Waiter] = []
+    var cancel: [Waiter] {
+        get { someCancels ?? [] }
+        set { someCancels = newValue.isEmpty ? nil : newValue }
+    }
+    // Optional, nil when empty: the usual "nothing to do" then holds no array, and dropping it
+    // releases nothing (two empty arrays cost two release calls per read, callgrind).
+    private var someWrites: [[UInt8]]?
+    private var someCancels: [Waiter]?
     /// Pause or resume delivering requests.
     var delivery: Delivery?
     /// Stop reading from the peer for good (the original form's read batch is over).
@@ -18,8 +28,19 @@ struct SessionActions<Waiter> {
     /// Close the connection once the writes are flushed.
     var close = false
 
+    init(
+        writes: [[UInt8]] = [], cancel: [Waiter] = [], delivery: Delivery? = nil, stopReading: Bool = false,
+        close: Bool = false
+    ) {
+        someWrites = writes.isEmpty ? nil : writes
+        someCancels = cancel.isEmpty ? nil : cancel
+        self.delivery = delivery
+        self.stopReading = stopReading
+        self.close = close
+    }
+
     /// True when there is nothing to do.
-    var isEmpty: Bool { writes.isEmpty && cancel.isEmpty && delivery == nil && !stopReading && !close }
+    var isEmpty: Bool { someWrites == nil && someCancels == nil && delivery == nil && !stopReading && !close }
 }
 
 extension SessionActions: Equatable where Waiter: Equatable {}
@@ -36,19 +57,31 @@ extension SessionActions: Equatable where Waiter: Equatable {}
 ///
 /// `Waiter` is what the protocol keeps for a reply being computed (a `Deferred` in the server,
 /// anything `Equatable` in tests).
-struct ConnectionSession<Waiter> {
-    /// The per-connection limits the session enforces.
-    struct Configuration {
-        /// The most replies being computed at once; delivery pauses at this many.
-        var maxPendingRequests: Int
-        /// Close when no request completed for this long while nothing is owed (nil: never).
-        var idleTimeout: Duration? = nil
-        /// Close when a request is not complete this long after its first byte (nil: never).
-        var requestTimeout: Duration? = nil
-        /// Delivery pauses while this many bytes are pending: inputs of the replies being
-        /// computed and replies queued behind them.
-        var maxPendingBytes: Int = .max
+/// The per-connection limits a ``ConnectionSession`` enforces. A class, shared by every session
+/// of a server: a copy per connection would cost 64 bytes each (issue 8: memory per idle
+/// connection).
+final class SessionConfiguration: Sendable {
+    /// The most replies being computed at once; delivery pauses at this many.
+    let maxPendingRequests: Int
+    /// Close when no request completed for this long while nothing is owed (nil: never).
+    let idleTimeout: Duration?
+    /// Close when a request is not complete this long after its first byte (nil: never).
+    let requestTimeout: Duration?
+    /// Delivery pauses while this many bytes are pending: inputs of the replies being
+    /// computed and replies queued behind them.
+    let maxPendingBytes: Int
+
+    init(maxPendingRequests: Int, idleTimeout: Duration? = nil, requestTimeout: Duration? = nil, maxPendingBytes: Int = .max) {
+        self.maxPendingRequests = maxPendingRequests
+        self.idleTimeout = idleTimeout
+        self.requestTimeout = requestTimeout
+        self.maxPendingBytes = maxPendingBytes
     }
+}
+
+struct ConnectionSession<Waiter> {
+    /// The per-connection limits the session enforces (one shared instance per server).
+    typealias Configuration = SessionConfiguration
 
     /// Why a deadline closed the connection.
     enum Expiry: Equatable {
@@ -86,6 +119,21 @@ struct ConnectionSession<Waiter> {
     private(set) var waitingCount = 0
     /// Bytes of ready replies queued behind one still being computed.
     private(set) var queuedBytes = 0
+    /// Input bytes of the replies being computed.
+    private(set) var awaitedBytes = 0
+
+    /// Bytes held for this connection's pending work: inputs being transformed, replies queued.
+    var pendingBytes: Int { awaitedBytes + queuedBytes }
+    /// When the idle period started: the connection's start, the last complete request, or the
+    /// last owed reply sent.
+    private(set) var quietSince: Duration
+    /// When the first byte of the request still incomplete arrived, if one is.
+    private(set) var requestStartedAt: Duration?
+    /// Shut down before anything was read: the first read is still answered (`shutting_down`)
+    /// if it comes before this moment.
+    private(set) var drainGraceUntil: Duration?
+
+    // The flags, together: no padding between them (memory per connection).
     /// False once no more requests are taken (an error or `quit` closes after the owed replies).
     private(set) var acceptsRequests = true
     /// Close as soon as nothing is owed (EOF, shutdown, the original form's batch).
@@ -94,13 +142,8 @@ struct ConnectionSession<Waiter> {
     private(set) var finished = false
     /// Delivery is paused by the pending limits or the server's budget.
     private(set) var deliveryPaused = false
-    /// Input bytes of the replies being computed.
-    private(set) var awaitedBytes = 0
     /// The server is over its budget for pending work and this connection holds much of it.
     private(set) var throttled = false
-
-    /// Bytes held for this connection's pending work: inputs being transformed, replies queued.
-    var pendingBytes: Int { awaitedBytes + queuedBytes }
     /// The server is shutting down: requests still read are answered `shutting_down`.
     private(set) var draining = false
     /// An original-form request arrived in the current read.
@@ -109,19 +152,11 @@ struct ConnectionSession<Waiter> {
     private var requestInRead = false
     /// At least one request was received on this connection.
     private(set) var hasCompletedRequest = false
-    /// When the idle period started: the connection's start, the last complete request, or the
-    /// last owed reply sent.
-    private(set) var quietSince: Duration
-    /// When the first byte of the request still incomplete arrived, if one is.
-    private(set) var requestStartedAt: Duration?
     /// A read has ended on this connection.
     private var readSeen = false
     /// The next deadline may now be earlier than the one a timer was armed for (a request
     /// deadline started): the protocol re-arms. Deadlines that move later need nothing.
     var deadlineMovedEarlier = false
-    /// Shut down before anything was read: the first read is still answered (`shutting_down`)
-    /// if it comes before this moment.
-    private(set) var drainGraceUntil: Duration?
 
     /// How long a connection accepted during shutdown may take to send its first request.
     static var drainGrace: Duration { .seconds(1) }

@@ -41,7 +41,7 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
         self.peer = peer
-        self.host = SessionHostState(limits: state.limits)
+        self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(limits: HTTPRequestLimits(maxBodyBytes: state.limits.maxRequestBytes))
     }
 
@@ -125,7 +125,7 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
 
     /// No in-place replies: an HTTP response has a head built per response, and this port is
     /// not the hot path.
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool { false }
+    func writeFastReply(_ fast: CheckedASCIIFastPath, text: UnsafeRawBufferPointer, style: ReplyStyle) -> Bool { false }
 
     /// Every typed error has a status (protocol-spec/http.md section 2) and its code in
     /// `X-Xform-Error`; the body is the message, for people.

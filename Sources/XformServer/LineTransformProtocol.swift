@@ -33,16 +33,18 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
     // session's methods are pure (they call nothing that could re-enter), so no two accesses
     // can overlap.
     @exclusivity(unchecked) var host: SessionHostState
-    var block: Block?
+    /// Unchecked, with `netstringProbe`: read on every line and read (a checked access costs
+    /// about 76 instructions, callgrind); no access to either spans a call.
+    @exclusivity(unchecked) var block: Block?
     /// Until the first line is known not to start like a netstring (`<digits>:`): how many
     /// digits it starts with so far (nil once decided).
-    var netstringProbe: Int? = 0
+    @exclusivity(unchecked) var netstringProbe: Int? = 0
 
     /// Creates the protocol for one connection from `peer`.
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
         self.peer = peer
-        self.host = SessionHostState(limits: state.limits)
+        self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLineLength: state.limits.maxLineLength)
     }
 
@@ -88,8 +90,7 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
             return
         }
         if line.isEmpty { return }
-        var space = 0
-        while space < line.count, line[space] != UInt8(ascii: " ") { space += 1 }
+        let space = LineTransformCodec.firstSpace(line)
         guard space < line.count else {
             let word = String(decoding: line, as: UTF8.self)
             if Self.commands.contains(word) {
@@ -104,8 +105,8 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
             }
             return
         }
-        let name = UnsafeRawBufferPointer(rebasing: line[..<space])
-        let escaped = UnsafeRawBufferPointer(rebasing: line[(space + 1)...])
+        let name = UnsafeRawBufferPointer(start: line.baseAddress, count: space)
+        let escaped = UnsafeRawBufferPointer(start: line.baseAddress! + space + 1, count: line.count - space - 1)
         if LineTransformCodec.isPlain(escaped) {
             // No escapes: the text is the rest of the line itself.
             runRequest(name: name, text: escaped, style: false)
@@ -193,14 +194,14 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
     /// The hot path: `OK `, the transformed text and `\n` written in place in the transport's
     /// output buffer. A block, or a text that needs escapes after the transform, takes the
     /// general path (returns false).
-    func writeFastReply(_ fast: ASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool) -> Bool {
+    func writeFastReply(_ fast: CheckedASCIIFastPath, text: UnsafeRawBufferPointer, style block: Bool) -> Bool {
         guard !block else { return false }
         guard let transport else { return true }
         var length = 0
         transport.write(reserving: text.count + 4) { buffer in
             let p = buffer.baseAddress!
             let out = UnsafeMutableRawBufferPointer(start: p + 3, count: text.count)
-            fast(text, out)
+            guard fast(text, out) else { return 0 }
             if LineTransformCodec.firstEscapable(UnsafeRawBufferPointer(out)) < text.count { return 0 }
             p.storeBytes(of: UInt8(ascii: "O"), toByteOffset: 0, as: UInt8.self)
             p.storeBytes(of: UInt8(ascii: "K"), toByteOffset: 1, as: UInt8.self)

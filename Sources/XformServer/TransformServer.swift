@@ -45,15 +45,18 @@ extension ServerState {
     /// port); refusals are counted and logged.
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
-        limit.makeRoom = { [weak self] in self?.evictOldestNewcomer(port: port) ?? false }
+        // Strong captures: the state holds neither the limit nor the port, so there is no cycle;
+        // a weak reference would give the state a side table and put every retain and release of
+        // it, per connection and per request, on the runtime's slow path (callgrind).
+        limit.makeRoom = { [self] in self.evictOldestNewcomer(port: port) }
         // The first refusal is logged in full, then one summary line per 10 s (issue 10 §4).
         let refusals = EventSummarizer(clock: clock, emit: { [logger] in logger.info($0) }) { n, t in
             "refused \(EventSummarizer.describe(n)) \(port.rawValue) connections in the last "
                 + "\(EventSummarizer.describe(interval: t)) (connection limit reached)"
         }
         factory.refusals = refusals
-        limit.onRefused = { [weak self] peer in
-            self?.stats.connectionRefused()
+        limit.onRefused = { [self] peer in
+            self.stats.connectionRefused()
             refusals.record("refusing \(port.rawValue) connection from \(peer): connection limit reached")
         }
         return limit

@@ -59,6 +59,33 @@ public enum ASCIIBytes {
         }
     }
 
+    /// ``lowercase(_:_:)`` checking for ASCII in the same pass: false if a byte was not ASCII.
+    public static func lowercaseChecked(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer) -> Bool {
+        mapChecked(input, output) { $0 | ($0 &- 65 < 26 ? 0x20 : 0) }
+    }
+
+    /// ``uppercase(_:_:)`` checking for ASCII in the same pass: false if a byte was not ASCII.
+    public static func uppercaseChecked(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer) -> Bool {
+        mapChecked(input, output) { $0 & ($0 &- 97 < 26 ? 0xDF : 0xFF) }
+    }
+
+    /// Maps every byte with `map` and ORs the input bytes together on the way: one loop the
+    /// compiler vectorises (inlined, so `map` is too).
+    @inline(__always)
+    static func mapChecked(
+        _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, _ map: (UInt8) -> UInt8
+    ) -> Bool {
+        var seen: UInt8 = 0
+        withBytes(input, output) { src, dst, n in
+            for i in 0..<n {
+                let b = src[i]
+                seen |= b
+                dst[i] = map(b)
+            }
+        }
+        return seen & 0x80 == 0
+    }
+
     /// Uppercases ASCII letters: `a`-`z` become `A`-`Z`; other bytes are copied.
     public static func uppercase(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer) {
         withBytes(input, output) { src, dst, n in

@@ -9,14 +9,16 @@ public enum BuiltinTransforms {
     public static var cummingsify: Transform {
         Transform(
             name: "cummingsify", summary: "lowercase the text (Python's str.lower(), Final_Sigma included)",
-            body: .synchronous(PythonCase.lower), asciiFastPath: ASCIIBytes.lowercase, cost: .caseMapping)
+            body: .synchronous(PythonCase.lower), asciiFastPath: ASCIIBytes.lowercase,
+            checkedFastPath: ASCIIBytes.lowercaseChecked, cost: .caseMapping)
     }
 
     /// `upper`: Python 3's `str.upper()` (full mappings: `ß` becomes `SS`).
     public static var upper: Transform {
         Transform(
             name: "upper", summary: "uppercase the text (Python's str.upper(): ß becomes SS)",
-            body: .synchronous(PythonCase.upper), asciiFastPath: ASCIIBytes.uppercase, cost: .caseMapping)
+            body: .synchronous(PythonCase.upper), asciiFastPath: ASCIIBytes.uppercase,
+            checkedFastPath: ASCIIBytes.uppercaseChecked, cost: .caseMapping)
     }
 
     /// `title`: Python 3's `str.title()`.

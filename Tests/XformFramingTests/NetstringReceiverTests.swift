@@ -336,3 +336,64 @@ struct NetstringReceiverTests {
         #expect(t.string() == "15:HERE IS MY POEM,")
     }
 }
+
+@Suite("NetstringReceiver: large frames read straight into its buffer")
+struct NetstringDirectReadTests {
+    /// Feeds `input` as a transport would: the first `first` bytes as a chunk, then the rest in
+    /// direct reads of at most `step` bytes whenever the receiver offers room, chunks otherwise.
+    func feed(_ p: RecordingNetstring, _ input: [UInt8], first: Int, step: Int) -> Int {
+        var directReads = 0
+        input.withUnsafeBytes { all in
+            p.dataReceived(UnsafeRawBufferPointer(rebasing: all[0..<first]))
+            var i = first
+            while i < input.count {
+                let n = min(step, input.count - i)
+                if let room = p.directReadSpace() {
+                    let m = min(n, room.count)
+                    room.baseAddress!.copyMemory(from: all.baseAddress! + i, byteCount: m)
+                    p.directDataReceived(m)
+                    directReads += 1
+                    i += m
+                } else {
+                    p.dataReceived(UnsafeRawBufferPointer(rebasing: all[i..<(i + n)]))
+                    i += n
+                }
+            }
+        }
+        return directReads
+    }
+
+    @Test("A 1 MiB netstring, then a small one in the same reads, arrive whole and in order")
+    func largeThenSmall() {
+        let (p, _) = connectedNetstring(maxLength: 2 << 20)
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let input = bytes("\(big.count):") + big + bytes(",5:hello,")
+        let direct = feed(p, input, first: 65_536, step: 100_003)
+        #expect(direct > 0, "the rest of the large frame was read straight in")
+        #expect(p.received == [big, bytes("hello")])
+        #expect(p.errors.isEmpty)
+        #expect(p.bufferedByteCount == 0)
+    }
+
+    @Test("No room is offered for small frames, nor while delivery is paused")
+    func noRoomForSmallOrPaused() {
+        let (p, _) = connectedNetstring(maxLength: 2 << 20)
+        p.dataReceived(bytes("100:abc"))
+        #expect(p.directReadSpace() == nil, "a frame under 256 KiB is copied as usual")
+        let (q, _) = connectedNetstring(maxLength: 2 << 20)
+        q.dataReceived(bytes("300000:abc"))
+        #expect(q.directReadSpace() != nil)
+        q.pauseDelivery()
+        #expect(q.directReadSpace() == nil)
+    }
+
+    @Test("A malformed frame after a large one is still a framing error")
+    func errorAfterLarge() {
+        let (p, _) = connectedNetstring(maxLength: 2 << 20)
+        let big = [UInt8](repeating: 65, count: 300_000)
+        let input = bytes("\(big.count):") + big + bytes(",x")
+        _ = feed(p, input, first: 1000, step: 70_000)
+        #expect(p.received == [big])
+        #expect(p.errors.count == 1)
+    }
+}

@@ -22,6 +22,14 @@ struct TransformCodecTests {
         }
     }
 
+    @Test("A line's name ends at its first space, or at its end when it has none")
+    func firstSpace() {
+        for (line, expected) in [("upper hi there", 5), ("list", 4), (" x", 0), ("", 0), ("a ", 1)] {
+            let bytes = Array(line.utf8)
+            #expect(bytes.withUnsafeBytes { LineTransformCodec.firstSpace($0) } == expected, "\(line)")
+        }
+    }
+
     @Test("Text with no byte to escape is copied whole; every byte value round-trips")
     func lineEscapeAllBytes() throws {
         let plain = Array("THE BALLOON MAN whistles far and wee ~!@#$%^&*()_+{}|:<>?".utf8)

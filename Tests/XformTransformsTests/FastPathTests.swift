@@ -109,6 +109,34 @@ struct FastPathTests {
         #expect(ASCIIBytes.isASCII(UnsafeRawBufferPointer(start: nil, count: 0)))
     }
 
+    @Test("The checked fast path maps ASCII as the plain one does and answers false for any byte above 0x7F")
+    func checkedFastPath() throws {
+        let service = TransformService()
+        let custom = Transform(
+            name: "shout", summary: "uppercase", body: .synchronous { $0.uppercased() },
+            asciiFastPath: ASCIIBytes.uppercase)
+        try service.register(custom)
+        for name in ["cummingsify", "upper", "title", "rot13", "reverse", "shout"] {
+            let handle = try #require(service.lookup(name))
+            let plain = try #require(handle.asciiFastPath)
+            let checked = try #require(handle.checkedASCIIFastPath)
+            for length in [0, 1, 7, 8, 15, 16, 17, 64, 100] {
+                var input = (0..<length).map { UInt8(32 + ($0 * 7) % 95) }
+                var expected = [UInt8](repeating: 0, count: length)
+                var got = [UInt8](repeating: 0, count: length)
+                input.withUnsafeBytes { i in expected.withUnsafeMutableBytes { plain(i, $0) } }
+                let ok = input.withUnsafeBytes { i in got.withUnsafeMutableBytes { checked(i, $0) } }
+                #expect(ok && got == expected, "\(name), \(length) bytes")
+                for position in stride(from: 0, to: length, by: max(1, length / 5)) {
+                    input[position] = 0xC3
+                    let refused = input.withUnsafeBytes { i in got.withUnsafeMutableBytes { checked(i, $0) } }
+                    #expect(!refused, "\(name): a high byte at \(position) of \(length)")
+                    input[position] = UInt8(ascii: "a")
+                }
+            }
+        }
+    }
+
     @Test("A fast path writes exactly input.count bytes and leaves the rest of the output alone")
     func fastPathBounds() {
         let input = Array("Hello".utf8)
