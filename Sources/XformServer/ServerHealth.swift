@@ -1,3 +1,4 @@
+import Synchronization
 import XformCore
 import XformMetrics
 
@@ -7,8 +8,13 @@ import XformMetrics
 public final class ServerHealth {
     /// True once every port listens (set by ``TransformServer`` when it has started).
     public internal(set) var listening = false
-    /// True from the first moment of a graceful stop (``beginDrain()``).
-    public private(set) var draining = false
+    /// True from the first moment of a graceful stop (``beginDrain()``, or the ``sharedDrain``
+    /// another loop set).
+    public var draining: Bool { ownDrain || (sharedDrain?.isSet ?? false) }
+    private var ownDrain = false
+    /// With `--reactors N`, the flag every loop shares: the loop that handles the signal sets
+    /// it at once, so no loop answers `/readyz` 200 while its own ``beginDrain()`` is on the way.
+    public var sharedDrain: DrainFlag?
     /// Extra metric families, rendered after the server's own (the `process_*` figures).
     public var extraFamilies: () -> [MetricFamily] = { [] }
     /// Turns this loop's own families into the whole process's (`--reactors N`: every loop's
@@ -20,7 +26,24 @@ public final class ServerHealth {
 
     /// The graceful stop has begun: `/readyz` answers 503 from now on, so load balancers stop
     /// sending new connections before the ports close.
-    public func beginDrain() { draining = true }
+    public func beginDrain() {
+        ownDrain = true
+        sharedDrain?.set()
+    }
+}
+
+/// A graceful stop's first moment, shared by the event loops of `--reactors N`. Thread-safe.
+public final class DrainFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// A flag not set yet.
+    public init() {}
+
+    /// True once ``set()`` was called, on any thread.
+    public var isSet: Bool { flag.load(ordering: .acquiring) }
+
+    /// Marks the stop as begun.
+    public func set() { flag.store(true, ordering: .releasing) }
 }
 
 extension ServerState {

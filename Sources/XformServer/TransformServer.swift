@@ -42,9 +42,11 @@ public final class LineTransformFactory: TransformProtocolFactory {
 
 extension ServerState {
     /// Wraps a port's factory in the connection limit (``ServerLimits/maxConnections`` per
-    /// port); refusals are counted and logged.
+    /// port, for all loops together when ``connectionBudgets`` is set); refusals are counted
+    /// and logged.
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
+        limit.budget = connectionBudgets?[port.index]
         limit.makeRoom = { [weak self] in self?.evictOldestNewcomer(port: port) ?? false }
         // The first refusal is logged in full, then one summary line per 10 s (issue 10 §4).
         let refusals = EventSummarizer(clock: clock, emit: { [logger] in logger.info($0) }) { n, t in
