@@ -203,3 +203,19 @@ def test_two_loops_share_the_sockets_passed_by_systemd_answer_on_both_and_stop_c
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait(10)
+
+
+def test_sighup_reloads_the_async_limit_on_every_loop(tmp_path, start_server):
+    config = tmp_path / "xform.conf"
+    config.write_text("max-concurrent-async = 3\n")
+    s = start_server("--netstring-port", "0", "--line-port", "0", "--config", str(config), "--reactors", "2")
+    # The limit is the process's: split 2 + 1 between the loops, summed in `stats`.
+    lines = wait_for_stats(s.line_port, lambda ls: "async_limit 3" in ls)
+    assert "async_limit 3" in lines, lines
+    config.write_text("max-concurrent-async = 8\n")
+    s.signal(signal.SIGHUP)
+    s.wait_for_line(r"max-concurrent-async changed from 3 to 8", 20)
+    # 4 + 4: had only the first loop taken it, the sum would be 4 + 1.
+    lines = wait_for_stats(s.line_port, lambda ls: "async_limit 8" in ls)
+    assert "async_limit 8" in lines, lines
+    assert s.stop() == 0, s.output()
