@@ -306,7 +306,11 @@ final class TransformServerRunner {
                 }
             })
         do {
-            try reactor.handleSignals(TransformServerCommand.handledSignals) { lifecycle.handle($0) }
+            try reactor.handleSignals(TransformServerCommand.handledSignals) { signal in
+                // Every loop turns unready now, before the stop's first log line.
+                if signal == SIGTERM || signal == SIGINT { shared.drain?.set() }
+                lifecycle.handle(signal)
+            }
         } catch {
             throw StartupFailure(.osError, "cannot handle signals: \(error)")
         }
@@ -614,7 +618,7 @@ final class SharedLoopLimits {
         self.loops = loops
         self.asyncLimit = asyncLimit
         budgets = loops > 1 ? ServerPort.allCases.map { _ in ConnectionBudget(limit: maxConnections) } : nil
-        drain = loops > 1 ? DrainFlag() : nil
+        drain = loops > 1 ? DrainFlag(stopPending: { SignalMask.isPending([SIGTERM, SIGINT]) }) : nil
     }
 
     /// Loop `loop`'s share of the async limit `limit`: `limit / loops`, the remainder to the

@@ -112,7 +112,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
             }
             return length
         }
-        state.stats.bytes.sent &+= length
+        state.stats.bytes[.netstring].sent &+= length
         return true
     }
 

@@ -35,12 +35,19 @@ public final class ServerHealth {
 /// A graceful stop's first moment, shared by the event loops of `--reactors N`. Thread-safe.
 public final class DrainFlag: Sendable {
     private let flag = Atomic<Bool>(false)
+    private let stopPending: @Sendable () -> Bool
 
     /// A flag not set yet.
-    public init() {}
+    ///
+    /// - Parameter stopPending: true while a stop signal waits to be read by the loop that
+    ///   handles signals (so another loop is unready from the moment it was sent, not only once
+    ///   that loop has read it); checked after the flag, only by ``isSet``.
+    public init(stopPending: @escaping @Sendable () -> Bool = { false }) {
+        self.stopPending = stopPending
+    }
 
-    /// True once ``set()`` was called, on any thread.
-    public var isSet: Bool { flag.load(ordering: .acquiring) }
+    /// True once ``set()`` was called, on any thread, or while a stop signal is pending.
+    public var isSet: Bool { flag.load(ordering: .acquiring) || stopPending() }
 
     /// Marks the stop as begun.
     public func set() { flag.store(true, ordering: .releasing) }
@@ -97,8 +104,12 @@ extension ServerState {
             .counter(
                 "xform_connections_refused_total", help: "Connections refused by the connection limit.",
                 [([], Double(stats.refusedConnections))]),
-            .counter("xform_received_bytes_total", help: "Bytes read from clients.", [([], Double(stats.bytesIn))]),
-            .counter("xform_sent_bytes_total", help: "Bytes written to clients.", [([], Double(stats.bytesOut))]),
+            .counter(
+                "xform_received_bytes_total", help: "Bytes read from clients, by port.",
+                ports.map { ([MetricLabel("port", $0.rawValue)], Double(stats.bytesIn($0))) }),
+            .counter(
+                "xform_sent_bytes_total", help: "Bytes written to clients, by port.",
+                ports.map { ([MetricLabel("port", $0.rawValue)], Double(stats.bytesOut($0))) }),
             .gauge("xform_ready", help: "1 while /readyz answers 200, else 0.", isReady ? 1 : 0),
         ]
         for (name, value) in backend.statistics {

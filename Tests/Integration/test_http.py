@@ -188,7 +188,12 @@ def test_metrics_count_requests_by_transform_port_and_outcome_and_pass_promtool(
     assert counter(text, "xform_request_duration_seconds_count", transform="upper") == 4
     assert counter(text, "xform_connections_total", port="http") >= 5
     assert counter(text, "xform_connections_open", port="http") >= 1
-    assert float(re.search(r"^xform_received_bytes_total (\S+)$", text, re.M).group(1)) >= 14
+    # Bytes by port: "10:!upper.abc," in and "4:+ABC," out on the one netstring connection.
+    assert counter(text, "xform_received_bytes_total", port="netstring") == 14
+    assert counter(text, "xform_sent_bytes_total", port="netstring") == 7
+    assert counter(text, "xform_received_bytes_total", port="http") >= 4 * len(b"abc")
+    assert counter(text, "xform_sent_bytes_total", port="http") >= 3 * len(b"ABC")
+    assert counter(text, "xform_received_bytes_total", port="line") == 0
     assert re.search(r"^process_resident_memory_bytes \d+", text, re.M)
     assert re.search(r"^process_open_fds \d+", text, re.M)
     assert "\nxform_ready 1\n" in text
