@@ -244,7 +244,8 @@ final class TransformServerRunner {
         let shared = SharedLoopLimits(
             loops: loopCount, maxConnections: options.limits.maxConnections, asyncLimit: asyncLimit)
         let state = ServerState(
-            backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger,
+            backend: backend, clock: reactor, threadPool: reactor, limits: shared.loopLimits(options.limits),
+            logger: logger,
             maxConcurrentAsync: shared.asyncShare(of: asyncLimit, loop: 0))
         shared.attach(state)
         let server = TransformServer(
@@ -385,7 +386,8 @@ final class TransformServerRunner {
                 throw StartupFailure(.osError, "cannot create reactor \(index): \(error)")
             }
             let state = ServerState(
-                backend: try makeTransformService(), clock: reactor, threadPool: reactor, limits: options.limits,
+                backend: try makeTransformService(), clock: reactor, threadPool: reactor,
+                limits: shared.loopLimits(options.limits),
                 logger: logger, maxConcurrentAsync: shared.asyncShare(of: shared.asyncLimit, loop: index))
             shared.attach(state)
             state.combineReports = { board.combined(own: $0, loop: index) }
@@ -605,8 +607,9 @@ extension TransformServerRunner {
 
 /// What the event loops of `--reactors N` share so the process-wide limits hold for the
 /// process, not for each loop: one connection budget per port (`--max-connections`), the
-/// drain flag (`/readyz`), and the split of `--max-concurrent-async` into per-loop shares
-/// (each loop has its own gate and thread pool). With one loop it shares nothing.
+/// drain flag (`/readyz`), and the split of `--max-concurrent-async` and of the pending-bytes
+/// budget into per-loop shares (each loop has its own gate, budget and thread pool). With one
+/// loop it shares nothing.
 final class SharedLoopLimits {
     let loops: Int
     /// The process's `--max-concurrent-async` (changed by SIGHUP, on the main loop's thread).
@@ -626,6 +629,14 @@ final class SharedLoopLimits {
     func asyncShare(of limit: Int, loop: Int) -> Int {
         guard limit > 0 else { return 0 }
         return max(1, limit / loops + (loop < limit % loops ? 1 : 0))
+    }
+
+    /// One loop's limits: `limits` with the budget of pending bytes for all connections
+    /// divided evenly between the loops.
+    func loopLimits(_ limits: ServerLimits) -> ServerLimits {
+        var own = limits
+        own.maxPendingBytesTotal = max(1, limits.maxPendingBytesTotal / loops)
+        return own
     }
 
     /// Connections open now in every loop together (nil with one loop: ask the loop's state).

@@ -371,7 +371,7 @@ struct TransformServerCommandLineTests {
                 == TransformServerCommand.defaultMaxConcurrentAsync)
     }
 
-    @Test("--reactors N splits the async limit into per-loop shares that add up to it, at least 1 each")
+    @Test("--reactors N splits the async limit (at least 1 a loop) and the pending-bytes budget between the loops")
     func asyncShares() {
         let two = SharedLoopLimits(loops: 2, maxConnections: 10, asyncLimit: 3)
         #expect([0, 1].map { two.asyncShare(of: 3, loop: $0) } == [2, 1])
@@ -379,8 +379,13 @@ struct TransformServerCommandLineTests {
         #expect([0, 1].map { two.asyncShare(of: 0, loop: $0) } == [0, 0])
         #expect([0, 1].map { two.asyncShare(of: 1, loop: $0) } == [1, 1])
         #expect(two.budgets?.count == ServerPort.allCases.count && two.drain != nil)
+        var limits = ServerLimits()
+        limits.maxPendingBytesTotal = 64 << 20
+        #expect(two.loopLimits(limits).maxPendingBytesTotal == 32 << 20)
+        #expect(two.loopLimits(limits).maxPendingBytesPerConnection == limits.maxPendingBytesPerConnection)
         let one = SharedLoopLimits(loops: 1, maxConnections: 10, asyncLimit: 5)
         #expect(one.asyncShare(of: 5, loop: 0) == 5 && one.budgets == nil && one.drain == nil)
+        #expect(one.loopLimits(limits).maxPendingBytesTotal == 64 << 20)
     }
 
     @Test("The HTTP port is off unless given, and the drain delay is 0 unless given")
