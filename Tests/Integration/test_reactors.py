@@ -117,6 +117,7 @@ def test_sigterm_with_two_loops_drains_requests_in_flight_on_every_loop(start_se
         for c in socks:
             c.close()
     assert s.proc.wait(30) == 0, s.output()
+    s.reader.join(5)  # the last lines ("stopped") may still be in the pipe
     out = s.output()
     drained = [int(n) for n in re.findall(r"shutting down: draining (\d+) connection\(s\)", out)]
     # One drain per loop; together they held all 40 connections.
@@ -195,6 +196,7 @@ def test_two_loops_share_the_sockets_passed_by_systemd_answer_on_both_and_stop_c
             assert c.recv(1) == b""
             c.close()
         assert s.proc.wait(30) == 0, s.output()
+        s.reader.join(5)  # the last lines ("stopped") may still be in the pipe
         assert s.output().rstrip().endswith("stopped")
         for port in (nport, lport):
             with pytest.raises(ConnectionRefusedError):

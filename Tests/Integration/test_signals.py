@@ -71,6 +71,7 @@ def test_sigterm_during_100_in_flight_requests_answers_them_all_then_exits_0(tmp
         for c in socks:
             c.close()
     assert s.proc.wait(30) == 0, s.output()
+    s.reader.join(5)  # the last lines ("stopped") may still be in the pipe
     assert not pidfile.exists()
     out = s.output()
     assert "received SIGTERM; stopping gracefully" in out
