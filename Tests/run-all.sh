@@ -6,7 +6,8 @@
 # 2. Builds everything, tests included, with warnings as errors.
 # 3. Runs `swift test` (unit, in-memory and loopback tests).
 # 4. Runs the integration tests, which spawn the built transform-server and xform binaries
-#    and drive them with netcat, the Python clients and the book's Twisted client.
+#    and drive them with netcat, the Python clients and the book's Twisted client; then runs
+#    them all again with XFORM_TEST_REACTORS=2 (every server with two event loops).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,11 @@ swift test --skip-build
 
 log "integration tests"
 XFORM_BIN_DIR=$(swift build --show-bin-path) python3 -m pytest -q -p no:cacheprovider Tests/Integration
+
+# Issue 13: every integration test again with two event loops in each transform-server the
+# tests start (conftest's server_options adds --reactors 2; a proxy keeps its one loop).
+log "integration tests with --reactors 2"
+XFORM_TEST_REACTORS=2 XFORM_BIN_DIR=$(swift build --show-bin-path) python3 -m pytest -q -p no:cacheprovider Tests/Integration
 
 # Issue 11: the embedding example (a server with its own transform through TransformServerKit),
 # built as a separate package that depends on xform by path, then smoke-tested.

@@ -1,6 +1,7 @@
 import Glibc
 import XformCore
 import XformDaemon
+import XformFraming
 import XformProxy
 import XformReactor
 import XformServer
@@ -224,12 +225,6 @@ final class TransformServerRunner {
             if !options.upstreams.isEmpty {
                 throw StartupFailure(.configuration, "--reactors \(loopCount) cannot be used with --upstream (one loop only)")
             }
-            if inherited.netstring != nil || inherited.line != nil || inherited.http != nil {
-                throw StartupFailure(
-                    .configuration,
-                    "--reactors \(loopCount) cannot be used with sockets passed by systemd (LISTEN_FDS): "
-                        + "use --reactors 1, or let the server bind its ports")
-            }
         }
         let reusePort = loopCount > 1
 
@@ -245,16 +240,23 @@ final class TransformServerRunner {
         } else {
             backend = try makeTransformService()
         }
+        let asyncLimit = options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync
+        let shared = SharedLoopLimits(
+            loops: loopCount, maxConnections: options.limits.maxConnections, asyncLimit: asyncLimit)
         let state = ServerState(
-            backend: backend, clock: reactor, threadPool: reactor, limits: options.limits, logger: logger,
-            maxConcurrentAsync: options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync)
+            backend: backend, clock: reactor, threadPool: reactor, limits: shared.loopLimits(options.limits),
+            logger: logger,
+            maxConcurrentAsync: shared.asyncShare(of: asyncLimit, loop: 0))
+        shared.attach(state)
         let server = TransformServer(
             state: state,
             bindNetstring: binder(
-                "netstring", port: options.netstringPort, inherited: inherited.netstring, reactor, reusePort: reusePort),
-            bindLine: binder("line", port: options.linePort, inherited: inherited.line, reactor, reusePort: reusePort),
+                "netstring", port: options.netstringPort, inherited: inherited.netstring, reactor, reusePort: reusePort,
+                first: true),
+            bindLine: binder(
+                "line", port: options.linePort, inherited: inherited.line, reactor, reusePort: reusePort, first: true),
             bindHTTP: options.httpPort.map {
-                binder("http", port: $0, inherited: inherited.http, reactor, reusePort: reusePort)
+                binder("http", port: $0, inherited: inherited.http, reactor, reusePort: reusePort, first: true)
             })
         state.health.extraFamilies = { ProcessInspector.figures().families }
         // The proxy starts first (its first list fetch) and stops last, after the ports drained.
@@ -275,7 +277,7 @@ final class TransformServerRunner {
         let lifecycle = TransformServerLifecycle(
             root: root, clock: reactor, shutdownTimeout: options.shutdownTimeout, logger: logger,
             logOutput: logFile, statsReport: { state.report() },
-            openConnections: { state.connectionCount },
+            openConnections: { shared.openConnections ?? state.connectionCount },
             notifyStopping: { [notifier, logger] in
                 do throws(SystemError) { try notifier.stopping() } catch {
                     logger.warning("cannot notify systemd: \(error)")
@@ -293,10 +295,23 @@ final class TransformServerRunner {
                 for loop in extraLoops.loops { loop.threading.callFromThread { loop.state.health.beginDrain() } }
             },
             reload: { [rereadOptions, logger] in
-                if let rereadOptions { Self.reloadAsyncLimit(state: state, from: rereadOptions(), logger: logger) }
+                // The new limit reaches every loop: its share, applied on the loop's own thread.
+                guard let rereadOptions,
+                    let limit = Self.reloadedAsyncLimit(current: shared.asyncLimit, from: rereadOptions(), logger: logger)
+                else { return }
+                shared.asyncLimit = limit
+                state.asyncGate?.limit = shared.asyncShare(of: limit, loop: 0)
+                for loop in extraLoops.loops {
+                    let share = shared.asyncShare(of: limit, loop: loop.index)
+                    loop.threading.callFromThread { loop.state.asyncGate?.limit = share }
+                }
             })
         do {
-            try reactor.handleSignals(TransformServerCommand.handledSignals) { lifecycle.handle($0) }
+            try reactor.handleSignals(TransformServerCommand.handledSignals) { signal in
+                // Every loop turns unready now, before the stop's first log line.
+                if signal == SIGTERM || signal == SIGINT { shared.drain?.set() }
+                lifecycle.handle(signal)
+            }
         } catch {
             throw StartupFailure(.osError, "cannot handle signals: \(error)")
         }
@@ -311,7 +326,7 @@ final class TransformServerRunner {
         }
         if loopCount > 1 {
             extraLoops.loops = try makeExtraLoops(
-                count: loopCount - 1, board: board, handler: handler,
+                count: loopCount - 1, board: board, shared: shared, inherited: inherited, handler: handler,
                 ports: (server.netstringServer.port, server.lineServer.port, server.httpServer?.port))
         }
         if let credentials { try drop(to: credentials) }
@@ -322,7 +337,9 @@ final class TransformServerRunner {
                 loop.run(board: board)
             }
             board.publishEvery(LoopBoard.interval, loop: 0, clock: reactor, state: state)
-            logger.notice("serving with \(loopCount) event loops (SO_REUSEPORT)")
+            let passed = inherited.netstring != nil || inherited.line != nil || inherited.http != nil
+            logger.notice(
+                "serving with \(loopCount) event loops (\(passed ? "sharing the sockets passed by systemd" : "SO_REUSEPORT"))")
         }
 
         var addresses = [("netstring", server.netstringServer.port), ("line", server.lineServer.port)]
@@ -357,7 +374,7 @@ final class TransformServerRunner {
     /// resolves once), each with its own reactor, transform registry (the same transforms,
     /// built again: cheap, and nothing is shared on the request path), state and thread pool.
     private func makeExtraLoops(
-        count: Int, board: LoopBoard, handler: any LogHandler,
+        count: Int, board: LoopBoard, shared: SharedLoopLimits, inherited: InheritedSockets, handler: any LogHandler,
         ports: (netstring: (any ListeningPort)?, line: (any ListeningPort)?, http: (any ListeningPort)?)
     ) throws(StartupFailure) -> [ServingLoop] {
         var loops: [ServingLoop] = []
@@ -369,18 +386,32 @@ final class TransformServerRunner {
                 throw StartupFailure(.osError, "cannot create reactor \(index): \(error)")
             }
             let state = ServerState(
-                backend: try makeTransformService(), clock: reactor, threadPool: reactor, limits: options.limits,
-                logger: logger,
-                maxConcurrentAsync: options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync)
+                backend: try makeTransformService(), clock: reactor, threadPool: reactor,
+                limits: shared.loopLimits(options.limits),
+                logger: logger, maxConcurrentAsync: shared.asyncShare(of: shared.asyncLimit, loop: index))
+            shared.attach(state)
             state.combineReports = { board.combined(own: $0, loop: index) }
             state.health.combineFamilies = { board.combinedFamilies(own: $0, loop: index) }
             state.health.extraFamilies = { ProcessInspector.figures().families }
-            func bind(_ name: String, _ port: (any ListeningPort)?) -> TransformServer.Binder {
-                binder(name, port: port?.address.port ?? 0, inherited: nil, reactor, reusePort: true)
+            func bind(_ name: String, _ port: (any ListeningPort)?, _ passed: Int32?) throws(StartupFailure)
+                -> TransformServer.Binder
+            {
+                // A socket from systemd: this loop watches its own duplicate of it.
+                let own = try passed.map { (fd) throws(StartupFailure) in
+                    let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                    guard copy >= 0 else {
+                        throw Self.listenFailure(
+                            name, place: "inherited socket \(fd)", error: SystemError("dup", errno: errno))
+                    }
+                    return copy
+                }
+                return binder(
+                    name, port: port?.address.port ?? 0, inherited: own, reactor, reusePort: true, first: false)
             }
             let server = TransformServer(
-                state: state, bindNetstring: bind("netstring", ports.netstring), bindLine: bind("line", ports.line),
-                bindHTTP: options.httpPort == nil ? nil : bind("http", ports.http))
+                state: state, bindNetstring: try bind("netstring", ports.netstring, inherited.netstring),
+                bindLine: try bind("line", ports.line, inherited.line),
+                bindHTTP: options.httpPort == nil ? nil : try bind("http", ports.http, inherited.http))
             do {
                 try server.root.privilegedStartService()
             } catch let failure as StartupFailure {
@@ -455,7 +486,7 @@ final class TransformServerRunner {
         return DaemonLogHandler(format: format, minimumLevel: options.logLevel, output: output)
     }
 
-    private struct InheritedSockets {
+    struct InheritedSockets {
         var netstring: Int32?
         var line: Int32?
         var http: Int32?
@@ -488,17 +519,23 @@ final class TransformServerRunner {
         return result
     }
 
-    /// Opens one port: adopts the inherited socket if there is one, else listens.
+    /// Opens one port: adopts the inherited socket if there is one, else listens. The first
+    /// loop's bind is exclusive (another process on the port is refused, `SO_REUSEPORT` or
+    /// not); the other loops' binds join it.
     private func binder(
-        _ name: String, port: Int, inherited: Int32?, _ reactor: EpollReactor, reusePort: Bool = false
+        _ name: String, port: Int, inherited: Int32?, _ reactor: EpollReactor, reusePort: Bool, first: Bool
     ) -> TransformServer.Binder {
         let interface = options.interface
         let address = SocketAddress(host: interface, port: port).description
         return { factory in
             do {
-                if let fd = inherited { return try reactor.adoptListeningSocket(fd: fd, factory: factory) }
+                // With several loops, each watches the passed socket: one of them is woken per connection.
+                if let fd = inherited {
+                    return try reactor.adoptListeningSocket(fd: fd, factory: factory, exclusiveWakeups: reusePort)
+                }
                 return try reactor.listenTCP(
-                    port: port, factory: factory, interface: interface, backlog: 1024, reusePort: reusePort)
+                    port: port, factory: factory, interface: interface, backlog: 1024, reusePort: reusePort,
+                    bindExclusively: first)
             } catch {
                 let place = inherited.map { "inherited socket \($0)" } ?? address
                 throw Self.listenFailure(name, place: place, error: error)
@@ -549,22 +586,65 @@ final class TransformServerRunner {
 }
 
 extension TransformServerRunner {
-    /// SIGHUP: applies `--max-concurrent-async` from the re-read command line and config file
-    /// (the only option changed at run time); an unreadable or invalid configuration is logged
-    /// and the limit kept.
-    static func reloadAsyncLimit(
-        state: ServerState, from reread: Result<TransformServerOptions, CommandLineError>, logger: Logger
-    ) {
-        guard let gate = state.asyncGate else { return }
+    /// SIGHUP: the `--max-concurrent-async` the re-read command line and config file ask for
+    /// (the only option changed at run time), logged, or nil to keep `current`: unchanged, or
+    /// the configuration is unreadable or invalid (logged as an error).
+    static func reloadedAsyncLimit(
+        current: Int, from reread: Result<TransformServerOptions, CommandLineError>, logger: Logger
+    ) -> Int? {
         switch reread {
         case .success(let options):
             let limit = options.maxConcurrentAsync ?? TransformServerCommand.defaultMaxConcurrentAsync
-            if limit != gate.limit {
-                logger.info("received SIGHUP; max-concurrent-async changed from \(gate.limit) to \(limit)")
-                gate.limit = limit
-            }
+            guard limit != current else { return nil }
+            logger.info("received SIGHUP; max-concurrent-async changed from \(current) to \(limit)")
+            return limit
         case .failure(let error):
-            logger.error("received SIGHUP but could not re-read the configuration (keeping max-concurrent-async \(gate.limit)): \(error)")
+            logger.error("received SIGHUP but could not re-read the configuration (keeping max-concurrent-async \(current)): \(error)")
+            return nil
         }
+    }
+}
+
+/// What the event loops of `--reactors N` share so the process-wide limits hold for the
+/// process, not for each loop: one connection budget per port (`--max-connections`), the
+/// drain flag (`/readyz`), and the split of `--max-concurrent-async` and of the pending-bytes
+/// budget into per-loop shares (each loop has its own gate, budget and thread pool). With one
+/// loop it shares nothing.
+final class SharedLoopLimits {
+    let loops: Int
+    /// The process's `--max-concurrent-async` (changed by SIGHUP, on the main loop's thread).
+    var asyncLimit: Int
+    let budgets: [ConnectionBudget]?
+    let drain: DrainFlag?
+
+    init(loops: Int, maxConnections: Int, asyncLimit: Int) {
+        self.loops = loops
+        self.asyncLimit = asyncLimit
+        budgets = loops > 1 ? ServerPort.allCases.map { _ in ConnectionBudget(limit: maxConnections) } : nil
+        drain = loops > 1 ? DrainFlag(stopPending: { SignalMask.isPending([SIGTERM, SIGINT]) }) : nil
+    }
+
+    /// Loop `loop`'s share of the async limit `limit`: `limit / loops`, the remainder to the
+    /// first loops, at least 1 (0 stays unbounded).
+    func asyncShare(of limit: Int, loop: Int) -> Int {
+        guard limit > 0 else { return 0 }
+        return max(1, limit / loops + (loop < limit % loops ? 1 : 0))
+    }
+
+    /// One loop's limits: `limits` with the budget of pending bytes for all connections
+    /// divided evenly between the loops.
+    func loopLimits(_ limits: ServerLimits) -> ServerLimits {
+        var own = limits
+        own.maxPendingBytesTotal = max(1, limits.maxPendingBytesTotal / loops)
+        return own
+    }
+
+    /// Connections open now in every loop together (nil with one loop: ask the loop's state).
+    var openConnections: Int? { budgets?.reduce(0) { $0 + $1.openConnections } }
+
+    /// Makes `state` (one loop's) use the shared budgets and drain flag.
+    func attach(_ state: ServerState) {
+        state.connectionBudgets = budgets
+        state.health.sharedDrain = drain
     }
 }

@@ -35,6 +35,14 @@ public enum SignalMask {
         return old
     }
 
+    /// True when one of `signals` is pending (blocked and not read yet) for the process or the
+    /// calling thread (`sigpending`).
+    public static func isPending(_ signals: [Int32]) -> Bool {
+        var set = sigset_t()
+        guard sigpending(&set) == 0 else { return false }
+        return signals.contains { sigismember(&set, $0) == 1 }
+    }
+
     /// Sets the calling thread's mask to `mask` (undoes ``blockTerminationSignals()`` in tests).
     public static func setMask(_ mask: sigset_t) {
         var mask = mask

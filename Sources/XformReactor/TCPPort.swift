@@ -10,13 +10,20 @@ final class TCPPort: IOHandler, ListeningPort {
     let address: SocketAddress
     var listening = true
     var acceptPaused = false
+    /// Registered with `EPOLLEXCLUSIVE` (a socket several loops watch): epoll then refuses
+    /// `EPOLL_CTL_MOD`, so pausing unregisters and registers again instead.
+    let exclusive: Bool
 
-    init(fd: Int32, reactor: EpollReactor, factory: any ServerFactory, address: SocketAddress) {
+    init(fd: Int32, reactor: EpollReactor, factory: any ServerFactory, address: SocketAddress, exclusive: Bool = false) {
         self.reactor = reactor
         self.factory = factory
         self.address = address
+        self.exclusive = exclusive
         super.init(fd: fd)
     }
+
+    /// The events the port watches while it accepts.
+    var acceptEvents: UInt32 { exclusive ? CXF_EPOLLIN | CXF_EPOLLEXCLUSIVE : CXF_EPOLLIN }
 
     /// The most connections ``stopListening()`` accepts from the queue before closing.
     static let maxDrainedOnStop = 4096
@@ -66,11 +73,15 @@ final class TCPPort: IOHandler, ListeningPort {
     func pauseAccepting() {
         guard !acceptPaused else { return }
         acceptPaused = true
-        reactor.modify(self, events: 0)
+        if exclusive { reactor.unregister(self) } else { reactor.modify(self, events: 0) }
         reactor.callLater(.milliseconds(100)) { [weak self] in
             guard let self, self.listening else { return }
             self.acceptPaused = false
-            self.reactor.modify(self, events: CXF_EPOLLIN)
+            if self.exclusive {
+                self.reactor.register(self, events: self.acceptEvents)
+            } else {
+                self.reactor.modify(self, events: CXF_EPOLLIN)
+            }
         }
     }
 
@@ -243,18 +254,32 @@ extension EpollReactor {
     public func listenTCP(
         port: Int, factory: any ServerFactory, interface: String, backlog: Int, reusePort: Bool
     ) throws -> any ListeningPort {
+        try listenTCP(
+            port: port, factory: factory, interface: interface, backlog: backlog, reusePort: reusePort,
+            bindExclusively: false)
+    }
+
+    /// ``listenTCP(port:factory:interface:backlog:reusePort:)``; with `bindExclusively` (and
+    /// `reusePort`), `SO_REUSEPORT` is set after `bind` and before `listen` instead: the bind
+    /// still fails with `EADDRINUSE` when any socket holds the port (another server, even one
+    /// with `SO_REUSEPORT`), yet this process's later `reusePort` sockets join this one.
+    public func listenTCP(
+        port: Int, factory: any ServerFactory, interface: String, backlog: Int, reusePort: Bool,
+        bindExclusively: Bool
+    ) throws -> any ListeningPort {
         guard let address = RawAddress.resolve(host: interface, port: port, passive: true)?.first else {
             throw SystemError("getaddrinfo(\(interface))", errno: EADDRNOTAVAIL)
         }
         let fd = cxf_socket_nonblocking(address.family, CXF_SOCK_STREAM)
         guard fd >= 0 else { throw SystemError("socket", errno: lastErrno()) }
         setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
-        if reusePort { setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
+        if reusePort, !bindExclusively { setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
         if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
             let e = lastErrno()
             closeFD(fd)
             throw SystemError("bind", errno: e)
         }
+        if reusePort, bindExclusively { setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
         if Glibc.listen(fd, Int32(clamping: backlog)) != 0 {
             let e = lastErrno()
             closeFD(fd)
@@ -268,6 +293,16 @@ extension EpollReactor {
     ///
     /// - Throws: ``SystemError`` if the fd is not a socket or cannot be configured.
     public func adoptListeningSocket(fd: Int32, factory: any ServerFactory) throws -> any ListeningPort {
+        try adoptListeningSocket(fd: fd, factory: factory, exclusiveWakeups: false)
+    }
+
+    /// ``adoptListeningSocket(fd:factory:)``; with `exclusiveWakeups`, the socket is watched with
+    /// `EPOLLEXCLUSIVE`, for a socket several loops watch (each through its own fd, a `dup` of
+    /// the others', which it closes alone when it stops): a new connection wakes one of them,
+    /// an idle one first, not all.
+    public func adoptListeningSocket(
+        fd: Int32, factory: any ServerFactory, exclusiveWakeups: Bool
+    ) throws -> any ListeningPort {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw SystemError("fcntl(O_NONBLOCK)", errno: lastErrno())
@@ -279,17 +314,17 @@ extension EpollReactor {
         guard RawAddress.local(of: fd) != nil else {
             throw SystemError("getsockname", errno: lastErrno())
         }
-        return startPort(fd: fd, factory: factory)
+        return startPort(fd: fd, factory: factory, exclusive: exclusiveWakeups)
     }
 
-    func startPort(fd: Int32, factory: any ServerFactory) -> any ListeningPort {
+    func startPort(fd: Int32, factory: any ServerFactory, exclusive: Bool = false) -> any ListeningPort {
         let address = RawAddress.local(of: fd)?.socketAddress ?? SocketAddress(host: "?", port: 0)
-        let port = TCPPort(fd: fd, reactor: self, factory: factory, address: address)
+        let port = TCPPort(fd: fd, reactor: self, factory: factory, address: address, exclusive: exclusive)
         let key = ObjectIdentifier(factory)
         let count = factoryPorts[key, default: 0]
         factoryPorts[key] = count + 1
         if count == 0 { factory.startFactory() }
-        register(port, events: CXF_EPOLLIN)
+        register(port, events: port.acceptEvents)
         return port
     }
 

@@ -119,7 +119,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
             }
             return length
         }
-        state.stats.bytes.sent &+= length
+        state.stats.bytes[.netstring].sent &+= length
         return length > 0
     }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import XformCore
 import XformMetrics
 
@@ -7,8 +8,13 @@ import XformMetrics
 public final class ServerHealth {
     /// True once every port listens (set by ``TransformServer`` when it has started).
     public internal(set) var listening = false
-    /// True from the first moment of a graceful stop (``beginDrain()``).
-    public private(set) var draining = false
+    /// True from the first moment of a graceful stop (``beginDrain()``, or the ``sharedDrain``
+    /// another loop set).
+    public var draining: Bool { ownDrain || (sharedDrain?.isSet ?? false) }
+    private var ownDrain = false
+    /// With `--reactors N`, the flag every loop shares: the loop that handles the signal sets
+    /// it at once, so no loop answers `/readyz` 200 while its own ``beginDrain()`` is on the way.
+    public var sharedDrain: DrainFlag?
     /// Extra metric families, rendered after the server's own (the `process_*` figures).
     public var extraFamilies: () -> [MetricFamily] = { [] }
     /// Turns this loop's own families into the whole process's (`--reactors N`: every loop's
@@ -20,7 +26,31 @@ public final class ServerHealth {
 
     /// The graceful stop has begun: `/readyz` answers 503 from now on, so load balancers stop
     /// sending new connections before the ports close.
-    public func beginDrain() { draining = true }
+    public func beginDrain() {
+        ownDrain = true
+        sharedDrain?.set()
+    }
+}
+
+/// A graceful stop's first moment, shared by the event loops of `--reactors N`. Thread-safe.
+public final class DrainFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    private let stopPending: @Sendable () -> Bool
+
+    /// A flag not set yet.
+    ///
+    /// - Parameter stopPending: true while a stop signal waits to be read by the loop that
+    ///   handles signals (so another loop is unready from the moment it was sent, not only once
+    ///   that loop has read it); checked after the flag, only by ``isSet``.
+    public init(stopPending: @escaping @Sendable () -> Bool = { false }) {
+        self.stopPending = stopPending
+    }
+
+    /// True once ``set()`` was called, on any thread, or while a stop signal is pending.
+    public var isSet: Bool { flag.load(ordering: .acquiring) || stopPending() }
+
+    /// Marks the stop as begun.
+    public func set() { flag.store(true, ordering: .releasing) }
 }
 
 extension ServerState {
@@ -74,8 +104,12 @@ extension ServerState {
             .counter(
                 "xform_connections_refused_total", help: "Connections refused by the connection limit.",
                 [([], Double(stats.refusedConnections))]),
-            .counter("xform_received_bytes_total", help: "Bytes read from clients.", [([], Double(stats.bytesIn))]),
-            .counter("xform_sent_bytes_total", help: "Bytes written to clients.", [([], Double(stats.bytesOut))]),
+            .counter(
+                "xform_received_bytes_total", help: "Bytes read from clients, by port.",
+                ports.map { ([MetricLabel("port", $0.rawValue)], Double(stats.bytesIn($0))) }),
+            .counter(
+                "xform_sent_bytes_total", help: "Bytes written to clients, by port.",
+                ports.map { ([MetricLabel("port", $0.rawValue)], Double(stats.bytesOut($0))) }),
             .gauge("xform_ready", help: "1 while /readyz answers 200, else 0.", isReady ? 1 : 0),
         ]
         for (name, value) in backend.statistics {

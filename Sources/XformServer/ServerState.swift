@@ -1,4 +1,5 @@
 import XformCore
+import XformFraming
 import XformTransforms
 
 /// A connection that can be asked to finish and close, for graceful shutdown.
@@ -57,6 +58,10 @@ public final class ServerState {
     /// Turns this state's own report into the whole process's (`--reactors N`: every loop's
     /// counters summed); nil with one loop.
     public var combineReports: (([String]) -> [String])?
+    /// The connection limit of each port (indexed by ``ServerPort``) shared with the other
+    /// loops of `--reactors N`, so ``ServerLimits/maxConnections`` holds for the process; nil
+    /// with one loop. Set before the server's ports are built.
+    public var connectionBudgets: [ConnectionBudget]?
 
     /// The open connections, each knowing its index (no hashing per connection).
     @exclusivity(unchecked) var connections: [any DrainableConnection] = []

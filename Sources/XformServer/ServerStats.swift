@@ -56,19 +56,48 @@ public final class ServerStats {
     public func totalConnections(_ port: ServerPort) -> Int { total[port.index] }
     /// Connections refused by the connection limit.
     public private(set) var refusedConnections = 0
-    /// Bytes received and sent on all connections, added to on every read and reply.
-    struct ByteCounts {
+    /// Bytes received and sent on one port's connections.
+    struct PortBytes {
         var received = 0
         var sent = 0
+    }
+
+    /// Bytes received and sent per port, added to on every read and reply. A field per port,
+    /// not an array: each protocol's port is a constant, so `bytes[port]` folds to one field.
+    struct ByteCounts {
+        var netstring = PortBytes()
+        var line = PortBytes()
+        var http = PortBytes()
+
+        subscript(port: ServerPort) -> PortBytes {
+            @inline(__always) get {
+                switch port {
+                case .netstring: return netstring
+                case .line: return line
+                case .http: return http
+                }
+            }
+            @inline(__always) _modify {
+                switch port {
+                case .netstring: yield &netstring
+                case .line: yield &line
+                case .http: yield &http
+                }
+            }
+        }
     }
 
     // Unchecked: updated on every read and reply (a checked access costs about 76 instructions,
     // measured); plain integers, and no access spans a call.
     @exclusivity(unchecked) var bytes = ByteCounts()
     /// Bytes received on all connections.
-    public var bytesIn: Int { bytes.received }
+    public var bytesIn: Int { ServerPort.allCases.reduce(0) { $0 + bytes[$1].received } }
     /// Bytes sent on all connections.
-    public var bytesOut: Int { bytes.sent }
+    public var bytesOut: Int { ServerPort.allCases.reduce(0) { $0 + bytes[$1].sent } }
+    /// Bytes received on `port`'s connections.
+    public func bytesIn(_ port: ServerPort) -> Int { bytes[port].received }
+    /// Bytes sent on `port`'s connections.
+    public func bytesOut(_ port: ServerPort) -> Int { bytes[port].sent }
     /// Latency histogram of asynchronous requests: bucket i counts latencies below 2^i µs.
     public private(set) var latencyBuckets = [Int](repeating: 0, count: 32)
     let started: Duration

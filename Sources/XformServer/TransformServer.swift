@@ -42,9 +42,11 @@ public final class LineTransformFactory: TransformProtocolFactory {
 
 extension ServerState {
     /// Wraps a port's factory in the connection limit (``ServerLimits/maxConnections`` per
-    /// port); refusals are counted and logged.
+    /// port, for all loops together when ``connectionBudgets`` is set); refusals are counted
+    /// and logged.
     public func limited(_ factory: TransformProtocolFactory, port: ServerPort) -> ConnectionLimit {
         let limit = ConnectionLimit(wrapping: factory, maxConnections: limits.maxConnections)
+        limit.budget = connectionBudgets?[port.index]
         // Strong captures: the state holds neither the limit nor the port, so there is no cycle;
         // a weak reference would give the state a side table and put every retain and release of
         // it, per connection and per request, on the runtime's slow path (callgrind).

@@ -90,7 +90,7 @@ extension TransformSessionHost {
     /// Bytes arrived: counts them.
     @inline(__always)
     func received(_ byteCount: Int) {
-        state.stats.bytes.received &+= byteCount
+        state.stats.bytes[port].received &+= byteCount
     }
 
     /// The requests of one read are handled: the session learns the time and whether a request
@@ -209,7 +209,7 @@ extension TransformSessionHost {
 
     func write(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        state.stats.bytes.sent &+= bytes.count
+        state.stats.bytes[port].sent &+= bytes.count
         transport?.write(bytes)
     }
 

@@ -30,11 +30,35 @@ def binary(name):
     return os.path.join(bin_dir(), name)
 
 
+# XFORM_TEST_REACTORS=N (Tests/run-all.sh's second pass, issue 13): every transform-server the
+# tests start serves with N event loops.
+TEST_REACTORS = os.environ.get("XFORM_TEST_REACTORS", "").strip()
+
+
+def server_options(args):
+    """transform-server's options ``args``, plus ``--reactors N`` under XFORM_TEST_REACTORS=N,
+    unless they choose ``--reactors`` themselves or run a proxy (``--upstream``: one loop only)."""
+    args = list(args)
+    if TEST_REACTORS and "--reactors" not in args and "--upstream" not in args:
+        args += ["--reactors", TEST_REACTORS]
+    return args
+
+
+def server_command(*args):
+    """The argv of a transform-server with the options ``args`` (see ``server_options``)."""
+    return [binary("transform-server"), *server_options(args)]
+
+
+def loop_count():
+    """How many event loops each transform-server the tests start runs (XFORM_TEST_REACTORS)."""
+    return int(TEST_REACTORS) if TEST_REACTORS.isdigit() else 1
+
+
 class Server:
     """A transform-server process whose stderr is collected line by line."""
 
     def __init__(self, *args, env=None, wait_ports=True, timeout=30.0):
-        self.args = [binary("transform-server"), *args]
+        self.args = server_command(*args)
         self.lines = []
         self.cond = threading.Condition()
         self.ports = {}

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LISTENING, ROOT, Server, binary, run
+from conftest import LISTENING, ROOT, Server, binary, run, server_command
 import xform_client
 
 
@@ -75,21 +75,19 @@ def status_ids(pid, key):
     raise AssertionError(f"no {key} line for pid {pid}")
 
 
-def spawn(argv, env=None, cwd=ROOT):
-    """A Server (see conftest) for an arbitrary command line, e.g. under systemd-socket-activate."""
+def spawn(argv, env=None, cwd=ROOT, **popen):
+    """A Server (see conftest) for an arbitrary command line, e.g. under systemd-socket-activate;
+    ``popen`` goes to Popen (pass_fds, preexec_fn...)."""
     s = Server.__new__(Server)
     s.args = argv
     s.lines = []
     s.cond = threading.Condition()
     s.ports = {}
     s.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env={**os.environ, **(env or {})}, cwd=cwd)
+                              env={**os.environ, **(env or {})}, cwd=cwd, **popen)
     s.reader = threading.Thread(target=s._read, daemon=True)
     s.reader.start()
     return s
-
-
-SERVER = binary("transform-server")
 
 
 @pytest.fixture
@@ -105,8 +103,8 @@ def daemons():
 
 def launch_daemon(tmp_path, *extra):
     pidfile = tmp_path / "ts.pid"
-    out = run([SERVER, "--daemon", "--netstring-port", "0", "--line-port", "0", "--pidfile", str(pidfile),
-               "--rundir", str(tmp_path), *extra], timeout=30)
+    out = run(server_command("--daemon", "--netstring-port", "0", "--line-port", "0", "--pidfile", str(pidfile),
+               "--rundir", str(tmp_path), *extra), timeout=30)
     return out, pidfile
 
 
@@ -157,7 +155,7 @@ def test_second_instance_with_the_same_pidfile_is_refused_with_78(tmp_path, daem
     assert again.returncode == 78
     assert f"already running (pid {pid})".encode() in again.stderr
     # In the foreground too, and the running daemon's pidfile is left alone.
-    fg = run([SERVER, "--netstring-port", "0", "--line-port", "0", "--pidfile", str(pidfile)], timeout=30)
+    fg = run(server_command("--netstring-port", "0", "--line-port", "0", "--pidfile", str(pidfile)), timeout=30)
     assert fg.returncode == 78
     assert f"already running (pid {pid})".encode() in fg.stderr
     assert int(pidfile.read_text()) == pid and not process_gone(pid)
@@ -199,7 +197,7 @@ def test_daemon_start_up_failure_reaches_the_launcher_through_the_status_pipe(tm
 
 def test_foreground_bind_failure_exits_71_with_a_clear_message(start_server):
     busy = start_server("--netstring-port", "0", "--line-port", "0")
-    out = run([SERVER, "--netstring-port", "0", "--line-port", str(busy.line_port)], timeout=30)
+    out = run(server_command("--netstring-port", "0", "--line-port", str(busy.line_port)), timeout=30)
     assert out.returncode == 71
     assert f"transform-server: cannot listen for line requests on 127.0.0.1:{busy.line_port}".encode() in out.stderr
 
@@ -216,8 +214,8 @@ def test_relative_pidfile_and_logfile_are_resolved_before_chdir(tmp_path):
     start, rundir = tmp_path / "start", tmp_path / "run"
     start.mkdir()
     rundir.mkdir()
-    s = spawn([SERVER, "--netstring-port", "0", "--line-port", "0", "--pidfile", "ts.pid", "--logfile", "ts.log",
-               "--rundir", "../run"], cwd=str(start))
+    s = spawn(server_command("--netstring-port", "0", "--line-port", "0", "--pidfile", "ts.pid", "--logfile", "ts.log",
+               "--rundir", "../run"), cwd=str(start))
     try:
         # Relative to where it started, not to --rundir.
         pidfile, logfile = start / "ts.pid", start / "ts.log"
@@ -274,7 +272,7 @@ def test_journal_format_prefixes_syslog_priorities(start_server):
 def test_journal_format_is_detected_when_stderr_is_the_journal_stream():
     r, w = os.pipe()
     st = os.fstat(w)
-    proc = subprocess.Popen([SERVER, "--netstring-port", "0", "--line-port", "0"], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(server_command("--netstring-port", "0", "--line-port", "0"), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=w,
                             env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     os.close(w)
@@ -386,7 +384,7 @@ def test_socket_activation_adopts_the_passed_sockets(fdnames, order):
     p1, p2 = free_port(), free_port()
     # The ports given to transform-server itself are unusable (1): it must use the passed sockets.
     s = spawn([SOCKET_ACTIVATE, "-l", f"127.0.0.1:{p1}", "-l", f"127.0.0.1:{p2}", *fdnames,
-               SERVER, "--netstring-port", "1", "--line-port", "1"])
+               *server_command("--netstring-port", "1", "--line-port", "1")])
     try:
         # systemd-socket-activate execs the server on the first connection.
         port = {order[0]: p1, order[1]: p2}
@@ -431,7 +429,7 @@ def test_user_nobody_drops_every_uid_and_gid_after_binding(start_server):
 
 
 def test_user_switch_without_root_exits_77_before_binding():
-    argv = [SERVER, "--netstring-port", "0", "--line-port", "0", "--user", "root"]
+    argv = server_command("--netstring-port", "0", "--line-port", "0", "--user", "root")
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
             pytest.skip("running as root and setpriv is missing: cannot run unprivileged")
@@ -443,7 +441,7 @@ def test_user_switch_without_root_exits_77_before_binding():
 
 
 def test_unknown_user_exits_67_before_binding():
-    out = run([SERVER, "--netstring-port", "0", "--line-port", "0", "--user", "no-such-user-xform"], timeout=30)
+    out = run(server_command("--netstring-port", "0", "--line-port", "0", "--user", "no-such-user-xform"), timeout=30)
     assert out.returncode == 67
     assert b"unknown user 'no-such-user-xform'" in out.stderr
     assert b"listening" not in out.stderr

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ROOT, Server, binary, run
+from conftest import ROOT, Server, binary, run, server_command
 from test_client_faults import free_port
 
 
@@ -316,8 +316,8 @@ def test_the_daemon_runs_under_its_own_name_and_creates_its_directories(tmp_path
     rundir = tmp_path / "run" / "xform"
     pidfile = tmp_path / "pids" / "deep" / "ts.pid"
     logfile = tmp_path / "logs" / "ts.log"
-    out = run([binary("transform-server"), "--daemon", "--netstring-port", "0", "--line-port", "0",
-               "--rundir", str(rundir), "--pidfile", str(pidfile), "--logfile", str(logfile)], timeout=30)
+    out = run(server_command("--daemon", "--netstring-port", "0", "--line-port", "0",
+               "--rundir", str(rundir), "--pidfile", str(pidfile), "--logfile", str(logfile)), timeout=30)
     assert out.returncode == 0, out.stderr
     pid = int(pidfile.read_text())
     try:
@@ -354,7 +354,7 @@ def test_a_missing_rundir_is_created_in_the_foreground_too(tmp_path):
 def test_a_rundir_that_cannot_be_created_is_refused_with_73(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    r = run([binary("transform-server"), "--netstring-port", "0", "--line-port", "0",
-             "--rundir", str(blocker / "sub")], timeout=30)
+    r = run(server_command("--netstring-port", "0", "--line-port", "0",
+             "--rundir", str(blocker / "sub")), timeout=30)
     assert r.returncode == 73
     assert f"cannot create the directory {blocker / 'sub'}".encode() in r.stderr

@@ -4,6 +4,7 @@ own SO_REUSEPORT socket per port; stats sum every loop; TERM drains every loop.
 Only 127.0.0.1; every wait and loop is bounded; every process started here is stopped here.
 """
 
+import fcntl
 import os
 import re
 import signal
@@ -12,10 +13,13 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
 import xform_client
 from xform_client import netstring
 
 from conftest import run, binary
+from test_daemon import spawn
 from test_signals import connect, read_netstring
 
 
@@ -113,6 +117,7 @@ def test_sigterm_with_two_loops_drains_requests_in_flight_on_every_loop(start_se
         for c in socks:
             c.close()
     assert s.proc.wait(30) == 0, s.output()
+    s.reader.join(5)  # the last lines ("stopped") may still be in the pipe
     out = s.output()
     drained = [int(n) for n in re.findall(r"shutting down: draining (\d+) connection\(s\)", out)]
     # One drain per loop; together they held all 40 connections.
@@ -137,15 +142,82 @@ def test_an_invalid_reactor_count_is_a_usage_error():
     assert b"--reactors" in r.stderr and b"expected auto or a count from 1 to 256" in r.stderr, r.stderr
 
 
-def test_two_loops_refuse_sockets_passed_by_systemd_clearly():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        fd = listener.fileno()
-        # The socket becomes fd 3 and LISTEN_PID the server's own pid (sh execs it), as systemd does.
-        r = subprocess.run(
-            ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", binary("transform-server"),
-             "--reactors", "2"],
-            preexec_fn=lambda: os.dup2(fd, 3), pass_fds=(3,) if fd == 3 else (), capture_output=True, timeout=30)
-    assert r.returncode == 78, r
-    assert b"--reactors 2 cannot be used with sockets passed by systemd (LISTEN_FDS)" in r.stderr, r.stderr
+def test_two_loops_share_the_sockets_passed_by_systemd_answer_on_both_and_stop_cleanly():
+    listeners = [socket.socket(), socket.socket()]
+    for l in listeners:
+        l.bind(("127.0.0.1", 0))
+        l.listen(128)
+    nport, lport = (l.getsockname()[1] for l in listeners)
+    # Above fd 10 first, so placing them at 3 and 4 in the child cannot overwrite one another.
+    high = [fcntl.fcntl(l.fileno(), fcntl.F_DUPFD, 10) for l in listeners]
+
+    def place():
+        os.dup2(high[0], 3)
+        os.dup2(high[1], 4)
+
+    # As systemd does: fds 3 and 4, named, and LISTEN_PID the server's own pid (sh execs it). The
+    # ports given on the command line are unusable (1): it must serve on the passed sockets.
+    s = spawn(["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=netstring:line exec "$@"', "sh",
+               binary("transform-server"), "--netstring-port", "1", "--line-port", "1", "--reactors", "2"],
+              preexec_fn=place, pass_fds=(3, 4))
+    try:
+        for fd in high:
+            os.close(fd)
+        for l in listeners:
+            l.close()  # the server holds the only copies now: its stop closes them
+        s.wait_for(lambda: len(s.ports) == 2, 30, "both listening lines")
+        assert s.ports == {"netstring": nport, "line": lport}, s.output()
+        s.wait_for_line(r"serving with 2 event loops \(sharing the sockets passed by systemd\)")
+        # Bursts of concurrent connections, each with a request in flight on the thread pool:
+        # a loop busy accepting leaves the next wake-up to the other (EPOLLEXCLUSIVE).
+        socks = []
+        for burst in range(10):
+            batch = [connect(nport) for _ in range(20)]
+            for i, c in enumerate(batch):
+                c.sendall(netstring(f"!slowcummingsify.BURST {burst} NUMBER {i}".encode()))
+            socks += batch
+            if all(n > 0 for n in per_loop(wait_for_stats(lport, lambda ls: True)).values()):
+                break
+        bufs = [bytearray() for _ in socks]
+        for i, c in enumerate(socks):
+            assert read_netstring(c, bufs[i]).startswith(b"+burst "), i
+        assert line_request(lport, "upper via systemd") == "OK VIA SYSTEMD"
+        lines = wait_for_stats(lport, lambda ls: sum(per_loop(ls).values()) >= len(socks) + 2)
+        loops = per_loop(lines)
+        assert sorted(loops) == [0, 1] and sum(loops.values()) >= len(socks) + 2, lines
+        assert all(n > 0 for n in loops.values()), lines
+        # Graceful stop: both loops stop accepting on the shared sockets and drain.
+        for i, c in enumerate(socks[:5]):
+            c.sendall(netstring(f"!slowcummingsify.LAST {i}".encode()))
+        s.signal(signal.SIGTERM)
+        for i, c in enumerate(socks[:5]):
+            assert read_netstring(c, bufs[i]) == f"+last {i}".encode()
+        for c in socks:
+            assert c.recv(1) == b""
+            c.close()
+        assert s.proc.wait(30) == 0, s.output()
+        s.reader.join(5)  # the last lines ("stopped") may still be in the pipe
+        assert s.output().rstrip().endswith("stopped")
+        for port in (nport, lport):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)
+
+
+def test_sighup_reloads_the_async_limit_on_every_loop(tmp_path, start_server):
+    config = tmp_path / "xform.conf"
+    config.write_text("max-concurrent-async = 3\n")
+    s = start_server("--netstring-port", "0", "--line-port", "0", "--config", str(config), "--reactors", "2")
+    # The limit is the process's: split 2 + 1 between the loops, summed in `stats`.
+    lines = wait_for_stats(s.line_port, lambda ls: "async_limit 3" in ls)
+    assert "async_limit 3" in lines, lines
+    config.write_text("max-concurrent-async = 8\n")
+    s.signal(signal.SIGHUP)
+    s.wait_for_line(r"max-concurrent-async changed from 3 to 8", 20)
+    # 4 + 4: had only the first loop taken it, the sum would be 4 + 1.
+    lines = wait_for_stats(s.line_port, lambda ls: "async_limit 8" in ls)
+    assert "async_limit 8" in lines, lines
+    assert s.stop() == 0, s.output()

@@ -354,22 +354,38 @@ struct TransformServerCommandLineTests {
         #expect(TransformServerCommand.defaultMaxConcurrentAsync >= 4)
     }
 
-    @Test("SIGHUP's reload sets the async limit from the re-read options and keeps it when they fail")
+    @Test("SIGHUP's reload takes the async limit from the re-read options and keeps it when they fail")
     func reloadAsyncLimit() throws {
-        let clock = ManualClock()
         let log = InMemoryLogHandler(minimumLevel: .debug)
         let logger = Logger(system: "test", handler: log)
-        let state = ServerState(backend: TransformService(), clock: clock, maxConcurrentAsync: 3)
         var o = TransformServerOptions()
         o.maxConcurrentAsync = 9
-        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
-        #expect(state.asyncGate?.limit == 9)
-        TransformServerRunner.reloadAsyncLimit(
-            state: state, from: .failure(.configFileUnreadable(path: "/x", reason: "gone")), logger: logger)
-        #expect(state.asyncGate?.limit == 9)
+        #expect(TransformServerRunner.reloadedAsyncLimit(current: 3, from: .success(o), logger: logger) == 9)
+        #expect(TransformServerRunner.reloadedAsyncLimit(current: 9, from: .success(o), logger: logger) == nil)
+        #expect(
+            TransformServerRunner.reloadedAsyncLimit(
+                current: 9, from: .failure(.configFileUnreadable(path: "/x", reason: "gone")), logger: logger) == nil)
         o.maxConcurrentAsync = nil
-        TransformServerRunner.reloadAsyncLimit(state: state, from: .success(o), logger: logger)
-        #expect(state.asyncGate?.limit == TransformServerCommand.defaultMaxConcurrentAsync)
+        #expect(
+            TransformServerRunner.reloadedAsyncLimit(current: 9, from: .success(o), logger: logger)
+                == TransformServerCommand.defaultMaxConcurrentAsync)
+    }
+
+    @Test("--reactors N splits the async limit (at least 1 a loop) and the pending-bytes budget between the loops")
+    func asyncShares() {
+        let two = SharedLoopLimits(loops: 2, maxConnections: 10, asyncLimit: 3)
+        #expect([0, 1].map { two.asyncShare(of: 3, loop: $0) } == [2, 1])
+        #expect([0, 1].map { two.asyncShare(of: 8, loop: $0) } == [4, 4])
+        #expect([0, 1].map { two.asyncShare(of: 0, loop: $0) } == [0, 0])
+        #expect([0, 1].map { two.asyncShare(of: 1, loop: $0) } == [1, 1])
+        #expect(two.budgets?.count == ServerPort.allCases.count && two.drain != nil)
+        var limits = ServerLimits()
+        limits.maxPendingBytesTotal = 64 << 20
+        #expect(two.loopLimits(limits).maxPendingBytesTotal == 32 << 20)
+        #expect(two.loopLimits(limits).maxPendingBytesPerConnection == limits.maxPendingBytesPerConnection)
+        let one = SharedLoopLimits(loops: 1, maxConnections: 10, asyncLimit: 5)
+        #expect(one.asyncShare(of: 5, loop: 0) == 5 && one.budgets == nil && one.drain == nil)
+        #expect(one.loopLimits(limits).maxPendingBytesTotal == 64 << 20)
     }
 
     @Test("The HTTP port is off unless given, and the drain delay is 0 unless given")

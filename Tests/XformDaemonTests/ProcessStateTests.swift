@@ -18,6 +18,20 @@ struct ProcessStateTests {
         #expect(SignalMask.isBlocked(SIGQUIT) == (sigismember(&previous, SIGQUIT) == 1))
     }
 
+    @Test("isPending sees a blocked signal sent to this thread until it is taken")
+    func pendingSignal() {
+        let old = SignalMask.blockTerminationSignals()
+        defer { SignalMask.setMask(old) }
+        #expect(!SignalMask.isPending([SIGUSR2]))
+        pthread_kill(pthread_self(), SIGUSR2)
+        #expect(SignalMask.isPending([SIGUSR2]) && SignalMask.isPending([SIGTERM, SIGUSR2]))
+        #expect(!SignalMask.isPending([SIGTERM]))
+        var set = SignalMask.signalSet([SIGUSR2])
+        var zero = timespec()
+        #expect(sigtimedwait(&set, nil, &zero) == SIGUSR2)
+        #expect(!SignalMask.isPending([SIGUSR2]))
+    }
+
     @Test("Spawn attributes restore an empty mask and default dispositions, keeping other flags")
     func spawnAttributes() throws {
         var attr = posix_spawnattr_t()

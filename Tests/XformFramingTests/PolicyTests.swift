@@ -115,6 +115,26 @@ struct ConnectionLimitTests {
         #expect(limit.openConnections == 2)
     }
 
+    @Test("Limits sharing a budget (one per event loop) hold the limit together; a close frees room for any")
+    func sharedBudget() throws {
+        let budget = ConnectionBudget(limit: 2)
+        let a = ConnectionLimit(wrapping: PlainFactory(), maxConnections: 2)
+        let b = ConnectionLimit(wrapping: PlainFactory(), maxConnections: 2)
+        a.budget = budget
+        b.budget = budget
+        let t1 = StringTransport(deliversConnectionLost: true)
+        t1.connect(try #require(a.buildProtocol(peer: peer)))
+        let t2 = StringTransport(deliversConnectionLost: true)
+        t2.connect(try #require(b.buildProtocol(peer: peer)))
+        #expect(budget.openConnections == 2)
+        #expect(b.buildProtocol(peer: peer) == nil && a.buildProtocol(peer: peer) == nil)
+        #expect(a.refusedConnections == 1 && b.refusedConnections == 1 && budget.openConnections == 2)
+        t1.loseConnection()
+        #expect(budget.openConnections == 1 && a.openConnections == 0)
+        let p3 = b.buildProtocol(peer: peer)
+        #expect(p3 != nil && b.openConnections == 2 && budget.openConnections == 2)
+    }
+
     @Test("The wrapped protocol sees every event and the real transport")
     func forwards() throws {
         final class Echo: BaseProtocol {

@@ -117,6 +117,12 @@ struct HTTPProtocolTests {
         #expect(text.contains("\nxform_request_duration_seconds_count{transform=\"upper\"} 3\n"))
         #expect(text.contains("\nxform_connections_open{port=\"http\"} 1\n"))
         #expect(text.contains("\nxform_connections_total{port=\"netstring\"} 1\n"))
+        // Bytes by port: "10:!upper.abc," in, "4:+ABC," out on the netstring port.
+        #expect(text.contains("\nxform_received_bytes_total{port=\"netstring\"} 14\n"))
+        #expect(text.contains("\nxform_sent_bytes_total{port=\"netstring\"} 7\n"))
+        #expect(text.contains("\nxform_received_bytes_total{port=\"line\"} 0\n"))
+        #expect(!text.contains("\nxform_received_bytes_total{port=\"http\"} 0\n"))
+        #expect(h.state.stats.bytesIn == ServerPort.allCases.map { h.state.stats.bytesIn($0) }.reduce(0, +))
         #expect(text.contains("\nxform_ready 0\n"))
         #expect(text.hasSuffix("# TYPE process_open_fds gauge\nprocess_open_fds 7\n"))
     }

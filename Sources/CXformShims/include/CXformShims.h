@@ -28,6 +28,7 @@ static const uint32_t CXF_EPOLLHUP = EPOLLHUP;
 static const uint32_t CXF_EPOLLRDHUP = EPOLLRDHUP;
 static const uint32_t CXF_EPOLLET = EPOLLET;
 static const uint32_t CXF_EPOLLONESHOT = EPOLLONESHOT;
+static const uint32_t CXF_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
 static const int CXF_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
 static const int CXF_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
 static const int CXF_EPOLL_CTL_MOD = EPOLL_CTL_MOD;

@@ -1,3 +1,4 @@
+import Synchronization
 import XformCore
 
 /// Limits how many connections a server factory has open at once (Twisted's
@@ -28,6 +29,15 @@ public final class ConnectionLimit: ServerFactory {
     /// Called at the limit before refusing: returns true when it closed a connection to make
     /// room (the new one is then accepted; the count is over the limit until that one ends).
     public var makeRoom: (() -> Bool)?
+    /// When set, the limit holds for every ``ConnectionLimit`` sharing this budget together
+    /// (one per event loop of `--reactors N`) instead of ``maxConnections`` for this one alone.
+    public var budget: ConnectionBudget? {
+        get { sharedBudget }
+        set { sharedBudget = newValue }
+    }
+    // Unchecked: read as each connection opens and closes (a checked access costs about 97
+    // instructions, callgrind); set once, before the port listens.
+    @exclusivity(unchecked) private var sharedBudget: ConnectionBudget?
 
     /// Wraps `factory`, allowing at most `maxConnections` open connections.
     public init(wrapping factory: any ServerFactory, maxConnections: Int) {
@@ -39,12 +49,17 @@ public final class ConnectionLimit: ServerFactory {
     /// Returns the wrapped factory's protocol, counted, or nil (refuse) when at the limit or when
     /// the wrapped factory refuses.
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
-        guard open < limit || (makeRoom?() ?? false) else {
+        let room = sharedBudget.map { $0.take() } ?? (open < limit)
+        guard room || (makeRoom?() ?? false) else {
             refusedConnections += 1
             onRefused?(peer)
             return nil
         }
-        guard let inner = wrapped.buildProtocol(peer: peer) else { return nil }
+        if !room { sharedBudget?.takeAnyway() }
+        guard let inner = wrapped.buildProtocol(peer: peer) else {
+            sharedBudget?.give()
+            return nil
+        }
         open += 1
         return CountedConnection(inner, limit: self)
     }
@@ -57,7 +72,40 @@ public final class ConnectionLimit: ServerFactory {
 
     fileprivate func connectionClosed() {
         open -= 1
+        sharedBudget?.give()
     }
+}
+
+/// A connection limit shared by several ``ConnectionLimit``s on different threads (the event
+/// loops of `--reactors N`, one limit each for the same port), so `--max-connections` holds for
+/// the process, not for each loop. Touched once when a connection opens and once when it
+/// closes, never per request. Thread-safe (one atomic counter).
+public final class ConnectionBudget: Sendable {
+    /// The most connections open at once, all sharers together.
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+
+    /// A budget of `limit` connections.
+    public init(limit: Int) {
+        precondition(limit >= 0, "the connection limit must not be negative")
+        self.limit = limit
+    }
+
+    /// Connections open now, all sharers together.
+    public var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// Takes one connection from the budget; false (and nothing taken) when none is left.
+    func take() -> Bool {
+        if open.wrappingAdd(1, ordering: .relaxed).newValue <= limit { return true }
+        open.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Takes one connection over the limit (``ConnectionLimit/makeRoom`` closed another).
+    func takeAnyway() { open.wrappingAdd(1, ordering: .relaxed) }
+
+    /// Gives one connection back.
+    func give() { open.wrappingSubtract(1, ordering: .relaxed) }
 }
 
 /// Forwards every event to the real protocol and tells the limit when the connection ends.
