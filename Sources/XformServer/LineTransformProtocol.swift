@@ -210,7 +210,7 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
             length = text.count + 4
             return length
         }
-        state.stats.bytes[.line].sent &+= length
+        state.stats.bytes.add(sent: length, port: .line)
         return length > 0
     }
 

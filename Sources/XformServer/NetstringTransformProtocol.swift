@@ -119,7 +119,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
             }
             return length
         }
-        state.stats.bytes[.netstring].sent &+= length
+        state.stats.bytes.add(sent: length, port: .netstring)
         return length > 0
     }
 

@@ -90,7 +90,7 @@ extension TransformSessionHost {
     /// Bytes arrived: counts them.
     @inline(__always)
     func received(_ byteCount: Int) {
-        state.stats.bytes[port].received &+= byteCount
+        state.stats.bytes.add(received: byteCount, port: port)
     }
 
     /// The requests of one read are handled: the session learns the time and whether a request
@@ -209,7 +209,7 @@ extension TransformSessionHost {
 
     func write(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        state.stats.bytes[port].sent &+= bytes.count
+        state.stats.bytes.add(sent: bytes.count, port: port)
         transport?.write(bytes)
     }
 
