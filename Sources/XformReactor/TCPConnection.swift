@@ -53,7 +53,6 @@ final class TCPConnection: IOHandler, Transport {
     public var disconnecting: Bool { f.disconnecting }
     /// The remote endpoint.
     public let peer: SocketAddress
-    private var cachedHost: SocketAddress?
 
     init(fd: Int32, reactor: EpollReactor, peer: SocketAddress) {
         self.reactor = reactor
@@ -65,11 +64,10 @@ final class TCPConnection: IOHandler, Transport {
 
     deinit { out.deallocate() }
 
-    /// The local endpoint.
+    /// The local endpoint, asked of the kernel (not cached: 32 bytes per connection for a
+    /// value that is rarely read). `?:0` once the connection is closed.
     public var host: SocketAddress {
-        if let cachedHost { return cachedHost }
-        let h = RawAddress.local(of: fd)?.socketAddress ?? SocketAddress(host: "?", port: 0)
-        if !f.closed { cachedHost = h }
+        guard !f.closed, let h = RawAddress.local(of: fd)?.socketAddress else { return SocketAddress(host: "?", port: 0) }
         return h
     }
 
