@@ -174,6 +174,15 @@ public final class ProxyBackend: Service, TransformBackend {
         (initialization.resource?.names ?? []).map { ($0, "served by the upstream") }
     }
 
+    /// True once the upstream's first list is known (or the list was given): before that, a
+    /// listing (`?list`, line `list`, `GET /transforms`) fails with `upstream_unavailable`
+    /// rather than answer an empty list; a failed or never-run fetch is tried again now.
+    public var catalogIsKnown: Bool {
+        if initialization.resource != nil { return true }
+        refreshCatalog()
+        return false
+    }
+
     /// Runs one request: from the cache, by joining an identical upstream call in flight, or by a
     /// new upstream call; before the first list is known, after it.
     ///
@@ -222,25 +231,23 @@ public final class ProxyBackend: Service, TransformBackend {
             return .done(hit)
         }
         // Only valid text reaches the cache, so hits need no check.
-        guard String(validating: text, as: UTF8.self) != nil else { return .failed(.invalidUTF8) }
+        guard ASCIIBytes.isASCII(text) || String(validating: text, as: UTF8.self) != nil else {
+            return .failed(.invalidUTF8)
+        }
         return .pending(memo.call(key))
     }
 
-    /// The memoized function: one upstream call.
+    /// The memoized function: one upstream call, the key's bytes sent as they are and the
+    /// reply's bytes kept as they come (no `String` either way).
     func fetch(_ key: ProxyCacheKey) -> Deferred<[UInt8]> {
-        let name = key.name
-        logger.debug("Fetching \(name) from upstream.")
-        return upstream.xform(name, key.text).mapResult { [weak self] outcome in
-            switch outcome {
-            case .success(let text): return Array(text.utf8)
-            case .failure(let error):
-                let mapped = Self.transformError(error)
-                if case .unknownTransform? = mapped as? TransformError {
-                    // The list is stale: the upstream no longer has it.
-                    self?.refreshCatalog()
-                }
-                throw mapped
+        logger.debug("Fetching \(key.name) from upstream.")
+        return upstream.xform(bytes: key.bytes, nameCount: key.nameCount).addErrback { [weak self] (error: any Error) throws -> [UInt8] in
+            let mapped = Self.transformError(error)
+            if case .unknownTransform? = mapped as? TransformError {
+                // The list is stale: the upstream no longer has it.
+                self?.refreshCatalog()
             }
+            throw mapped
         }
     }
 
