@@ -29,32 +29,33 @@ enum ConnectionMode: Equatable {
 /// timer). Only when it fails in a way worth retrying does the proxy start a retrying call
 /// (``retry``), whose result then fires ``deferred``.
 final class PendingRequest {
+    // `@exclusivity(unchecked)`: for the reason given at `TransformProxy.pools` (short accesses only).
     let kind: RequestKind
     let endpoint: Endpoint
     /// The attempt's Deferred (for a fast attempt, the call's); nil once it fired (or was cancelled).
-    var deferred: Deferred<[UInt8]>?
+    @exclusivity(unchecked) var deferred: Deferred<[UInt8]>?
     /// The connection carrying (or about to carry) the request.
     weak var connection: ClientConnection?
     /// Written to the connection.
-    var sent = false
+    @exclusivity(unchecked) var sent = false
     /// Cancelled after being sent: its reply, when it comes, is dropped.
-    var abandoned = false
+    @exclusivity(unchecked) var abandoned = false
     /// The attempt's own timeout timer (attempts of a retrying call).
-    var timer: (any DelayedCall)?
+    @exclusivity(unchecked) var timer: (any DelayedCall)?
     /// When a fast attempt times out (watched by its connection's timer), and the timeout it had.
-    var deadline: Duration?
-    var timeout: Duration = .zero
+    @exclusivity(unchecked) var deadline: Duration?
+    @exclusivity(unchecked) var timeout: Duration = .zero
     /// The proxy, told of the attempt's end (statistics) and, for a fast attempt, of a failure
     /// worth retrying.
     weak var proxy: TransformProxy?
     /// When the call began (a fast attempt: for the deadline of the retries that may follow).
-    var callStart: Duration = .zero
+    @exclusivity(unchecked) var callStart: Duration = .zero
     /// When the attempt began (for ``TransformProxy/onAttempt``); nil when nobody observes.
-    var started: Duration?
+    @exclusivity(unchecked) var started: Duration?
     /// A fast first attempt: a retryable failure goes to the proxy instead of ``deferred``.
-    var isFast = false
+    @exclusivity(unchecked) var isFast = false
     /// The retrying call that took over after a fast attempt failed.
-    var retry: Deferred<[UInt8]>?
+    @exclusivity(unchecked) var retry: Deferred<[UInt8]>?
 
     init(kind: RequestKind, endpoint: Endpoint) {
         self.kind = kind
@@ -82,7 +83,11 @@ final class PendingRequest {
         }
         let d = deferred!
         deferred = nil
-        try? d.fire(outcome.mapError { $0 })
+        // Not `mapError`: a generic Result conversion looks up metadata (callgrind).
+        switch outcome {
+        case .success(let bytes): try? d.callback(bytes)
+        case .failure(let error): try? d.errback(error)
+        }
     }
 
     /// The retrying call that took over has its result.
@@ -137,6 +142,7 @@ protocol ConnectionOwner: AnyObject {
 /// requests. Confined to the reactor thread.
 final class ClientConnection: ClientFactory {
     enum State { case connecting, connected, closed }
+    // `@exclusivity(unchecked)`: for the reason given at `TransformProxy.pools` (short accesses only).
 
     weak var owner: (any ConnectionOwner)?
     let endpoint: Endpoint
@@ -145,20 +151,20 @@ final class ClientConnection: ClientFactory {
     var connector: (any Connector)?
     /// The wire protocol, once connected. Weak: the transport owns it.
     weak var wire: (any ClientWire)?
-    var state = State.connecting
+    @exclusivity(unchecked) var state = State.connecting
     /// Requests in the order they were (or will be) written; replies pop from the front.
-    var queue: [PendingRequest] = []
+    @exclusivity(unchecked) var queue: [PendingRequest] = []
     /// Set once any reply arrived: a close after that is never taken for an original-form server.
-    var gotReply = false
+    @exclusivity(unchecked) var gotReply = false
     /// No new requests may be put on this connection.
-    var draining = false
+    @exclusivity(unchecked) var draining = false
     /// We closed it; its end is not the peer's doing.
-    var abortedByUs = false
+    @exclusivity(unchecked) var abortedByUs = false
     /// Where the fast attempts' deadlines are watched.
     let clock: any ReactorTime
     /// The one timer watching the fast attempts' deadlines (instead of one timer per request):
     /// armed for the earliest, it fails whichever have passed when it fires and re-arms.
-    var deadlineTimer: (any DelayedCall)?
+    @exclusivity(unchecked) var deadlineTimer: (any DelayedCall)?
 
     init(owner: any ConnectionOwner, endpoint: Endpoint, mode: ConnectionMode, maxReplyLength: Int, clock: any ReactorTime) {
         self.clock = clock
