@@ -1,3 +1,4 @@
+import Glibc
 import XformClient
 import XformCore
 import XformTransforms
@@ -225,16 +226,16 @@ public final class ProxyBackend: Service, TransformBackend {
             return .failed(.unknownTransform(String(decoding: name, as: UTF8.self)))
         }
         if text.count > context.maximumInputBytes { return .failed(.tooLarge) }
-        let key = ProxyCacheKey(name: name, text: text)
-        if let hit = memo.cachedValue(forKey: key) {
-            logger.debug("Using cached \(key.name) result.")
+        let probe = ProxyCacheKey(probing: name, text: text)
+        if let hit = memo.cachedValue(forKey: probe) {
+            logger.debug("Using cached \(probe.name) result.")
             return .done(hit)
         }
         // Only valid text reaches the cache, so hits need no check.
         guard ASCIIBytes.isASCII(text) || String(validating: text, as: UTF8.self) != nil else {
             return .failed(.invalidUTF8)
         }
-        return .pending(memo.callUncached(key))
+        return .pending(memo.callUncached(ProxyCacheKey(owning: probe)))
     }
 
     /// The memoized function: one upstream call, the key's bytes sent as they are and the
@@ -324,16 +325,38 @@ struct UpstreamCatalog {
 }
 
 /// A cache key: the transform name and the exact text bytes.
+///
+/// A stored key owns its bytes; a *probe* (``init(probing:text:)``) looks a request up in the
+/// cache on the request's own buffers, without copying them, and is never stored.
 struct ProxyCacheKey: Hashable {
-    /// The name's bytes followed by the text's.
+    /// The name's bytes followed by the text's (empty for a probe).
     let bytes: [UInt8]
     let nameCount: Int
     /// The bytes' hash, computed once: a miss looks the key up three times (cache, flights in
     /// and out), and hashing 80 bytes costs 400 instructions each time (callgrind).
     let hash: Int
+    /// A probe's buffers: the request's, valid only during the call that made the probe.
+    /// (Unsafe pointers: copying the request to look it up was 600 instructions a hit, callgrind.)
+    let probeName: UnsafeRawBufferPointer?
+    let probeText: UnsafeRawBufferPointer?
 
-    init(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer) {
+    /// A probe for `name` and `text`: valid only while they are.
+    init(probing name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer) {
+        bytes = []
         nameCount = name.count
+        probeName = name
+        probeText = text
+        hash = Self.hash(name, text)
+    }
+
+    /// The stored key for what `probe` looked up (its hash reused).
+    init(owning probe: ProxyCacheKey) {
+        let name = probe.probeName!
+        let text = probe.probeText!
+        nameCount = name.count
+        hash = probe.hash
+        probeName = nil
+        probeText = nil
         bytes = [UInt8](unsafeUninitializedCapacity: name.count + text.count) { buffer, count in
             let out = UnsafeMutableRawBufferPointer(buffer)
             if let base = name.baseAddress, !name.isEmpty { out.baseAddress!.copyMemory(from: base, byteCount: name.count) }
@@ -342,23 +365,44 @@ struct ProxyCacheKey: Hashable {
             }
             count = name.count + text.count
         }
-        // Hashed in one go (the synthesized conformance would feed the bytes one by one).
+    }
+
+    /// A stored key for `name` and `text`.
+    init(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer) {
+        self.init(owning: ProxyCacheKey(probing: name, text: text))
+    }
+
+    /// Hashed in one go per part (the synthesized conformance would feed the bytes one by one).
+    static func hash(_ name: UnsafeRawBufferPointer, _ text: UnsafeRawBufferPointer) -> Int {
         var hasher = Hasher()
-        hasher.combine(nameCount)
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-        hash = hasher.finalize()
+        hasher.combine(name.count)
+        hasher.combine(bytes: name)
+        hasher.combine(bytes: text)
+        return hasher.finalize()
     }
 
     func hash(into hasher: inout Hasher) {
         hasher.combine(hash)
     }
 
-    static func == (a: ProxyCacheKey, b: ProxyCacheKey) -> Bool {
-        a.hash == b.hash && a.nameCount == b.nameCount && a.bytes == b.bytes
+    /// Calls `body` with the name's and the text's bytes, wherever they are.
+    func withParts<R>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) -> R {
+        if let probeName, let probeText { return body(probeName, probeText) }
+        return bytes.withUnsafeBytes { all in
+            body(UnsafeRawBufferPointer(rebasing: all[..<nameCount]), UnsafeRawBufferPointer(rebasing: all[nameCount...]))
+        }
     }
 
-    var name: String { String(decoding: bytes[..<nameCount], as: UTF8.self) }
-    var text: String { String(decoding: bytes[nameCount...], as: UTF8.self) }
+    static func == (a: ProxyCacheKey, b: ProxyCacheKey) -> Bool {
+        guard a.hash == b.hash, a.nameCount == b.nameCount else { return false }
+        return a.withParts { an, at in
+            b.withParts { bn, bt in
+                at.count == bt.count && an.elementsEqual(bn) && (at.count == 0 || memcmp(at.baseAddress!, bt.baseAddress!, at.count) == 0)
+            }
+        }
+    }
+
+    var name: String { withParts { n, _ in String(decoding: n, as: UTF8.self) } }
 }
 
 /// One upstream's attempts, failures and recent latencies (the last 1,024 attempts).
