@@ -171,9 +171,11 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
         // is left unhandled), without a derived Deferred: a type-changing hop runs the chain
         // through unspecialized code, thousands of instructions per call (callgrind).
         underlying.holdsLinks = true
+        // The flight is held strongly (a weak reference costs it a side table per call): the
+        // cycle through `flight.underlying` ends when this step runs or the flight is cancelled.
         underlying.append(
-            .forward(Self.observerLink) { [weak self, weak flight] outcome in
-                guard let self, let flight else { return }
+            .forward(Self.observerLink) { [weak self, flight] outcome in
+                guard let self else { return }
                 self.finish(key, flight, outcome)
             })
         return waiter
@@ -235,8 +237,10 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
 
     @inlinable
     func addWaiter(to flight: Flight, key: Key) -> Deferred<Value> {
-        let waiter = Deferred<Value>(canceller: { [weak self, weak flight] w in
-            guard let self, let flight else { return }
+        // The flight is held strongly, as in `callUncached`: the cycle through `flight.waiters`
+        // ends when the waiter fires or is cancelled (either drops its canceller).
+        let waiter = Deferred<Value>(canceller: { [weak self, flight] w in
+            guard let self else { return }
             self.detach(w, from: flight, key: key)
         })
         flight.waiters.append(waiter)
