@@ -47,8 +47,15 @@ public final class ProxyBackend: Service, TransformBackend {
         public var cacheTTL: Duration?
         /// How often the upstream's list is fetched again. Default 60 s.
         public var listRefreshInterval: Duration = .seconds(60)
-        /// The upstream client's tunables (backoff, timeouts, pooling).
-        public var client = TransformProxy.Configuration()
+        /// The upstream client's tunables (backoff, timeouts, pooling). Default: the client's,
+        /// with requests pipelined 64 deep per connection (a transform server's default
+        /// `maxPendingPerConnection`), so one connection carries a busy proxy's calls and a
+        /// reactor iteration's requests go out in one write.
+        public var client: TransformProxy.Configuration = {
+            var c = TransformProxy.Configuration()
+            c.pipelineDepth = 64
+            return c
+        }()
 
         /// A configuration for these upstreams, with the defaults.
         public init(upstreams: [Endpoint]) {
