@@ -25,8 +25,12 @@ import XformCore
 /// ``Configuration/maxConnectionsPerEndpoint`` connections. A connection that dies fails only the
 /// requests it carried, and those are retried like any transient failure.
 ///
-/// **Retries.** Each call runs as a ``RetryingCall`` on the reactor's clock with
-/// ``Configuration/backoff``; only transient failures are retried
+/// **Retries.** A call's first attempt is made at once, alone: one request on a pooled
+/// connection, its timeout watched by that connection's one timer. When it fails in a way worth
+/// retrying, the call continues as a ``RetryingCall`` on the reactor's clock with
+/// ``Configuration/backoff``, that attempt counted as its first (racing calls, and endpoints
+/// whose limits are not known yet, run as a retrying call from the start); only transient
+/// failures are retried
 /// (``TransformProxyError/isTransient``): refused, lost, shutting down, and a timeout at most
 /// ``Configuration/timeoutRetries`` times. Definitive ones (unknown transform, bad request, too
 /// large, invalid UTF-8, transform failed, a protocol error such as a reply that is not a
