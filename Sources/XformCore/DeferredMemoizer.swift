@@ -59,6 +59,9 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// Told when an underlying call is cancelled because its last waiter left (Part 19's
     /// "Canceling poem download.").
     public var onCancel: ((Key) -> Void)?
+    /// Turns an underlying call's failure into what its waiters fail with, once for all of them
+    /// (an errback on each underlying call would cost a step per call); nil passes it as it is.
+    public var mapFailure: ((Key, any Error) -> any Error)?
     /// The counters.
     @inlinable public var statistics: Statistics { counters }
     /// The total cost of the values held.
@@ -277,7 +280,8 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             for w in waiters { try? w.callback(value) }
         case .failure(let error):
             counters.failures += 1
-            for w in waiters { try? w.errback(error) }
+            let mapped = mapFailure?(key, error) ?? error
+            for w in waiters { try? w.errback(mapped) }
         }
     }
 

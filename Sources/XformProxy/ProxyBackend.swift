@@ -104,6 +104,14 @@ public final class ProxyBackend: Service, TransformBackend {
         fetch = { [unowned self] key in self.fetch(key) }
         listUpstream = { [unowned self] in self.fetchCatalog() }
         memo.onCancel = { [logger] key in logger.debug("Canceling \(key.name) upstream call.") }
+        memo.mapFailure = { [unowned self] _, error in
+            let mapped = Self.transformError(error)
+            if case .unknownTransform? = mapped as? TransformError {
+                // The list is stale: the upstream no longer has it.
+                self.refreshCatalog()
+            }
+            return mapped
+        }
         let stats = upstreamStats
         upstream.onAttempt = { endpoint, elapsed, failure in
             stats.first { $0.endpoint == endpoint }?.record(elapsed: elapsed, failed: failure != nil)
@@ -246,17 +254,11 @@ public final class ProxyBackend: Service, TransformBackend {
     }
 
     /// The memoized function: one upstream call, the key's bytes sent as they are and the
-    /// reply's bytes kept as they come (no `String` either way).
+    /// reply's bytes kept as they come (no `String` either way). Its failures reach the waiters
+    /// through the memoizer's `mapFailure` (``transformError(_:)``).
     func fetch(_ key: ProxyCacheKey) -> Deferred<[UInt8]> {
         logger.debug("Fetching \(key.name) from upstream.")
-        return upstream.xform(bytes: key.bytes, nameCount: key.nameCount).addErrback { [weak self] (error: any Error) throws -> [UInt8] in
-            let mapped = Self.transformError(error)
-            if case .unknownTransform? = mapped as? TransformError {
-                // The list is stale: the upstream no longer has it.
-                self?.refreshCatalog()
-            }
-            throw mapped
-        }
+        return upstream.xform(bytes: key.bytes, nameCount: key.nameCount)
     }
 
     /// An upstream client failure as the server reports it: typed errors unchanged,
