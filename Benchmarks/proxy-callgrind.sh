@@ -15,18 +15,9 @@ cd "$(dirname "$0")/.."
 MODE=${1:?usage: proxy-callgrind.sh direct|hit|miss [SECONDS] [CONNS]}
 D=${2:-5}
 CONNS=${3:-1}
-BIN=${BIN:-.build/release/transform-server}
-LOADGEN=${LOADGEN:-/tmp/proxy-loadgen}
-MIX=${MIX:-/tmp/proxy-mix}
-BENCH_SRC=${BENCH_SRC:-../shared/bench}
-[ -x "$LOADGEN" ] || gcc -O2 -o "$LOADGEN" "$BENCH_SRC/loadgen.c"
-[ -x "$MIX" ] || gcc -O2 -o "$MIX" Benchmarks/proxy-mix.c
+source Benchmarks/proxy-common.sh
 BASE=${BASE_PORT:-17200}
 OUT=$(mktemp -d /tmp/proxy-callgrind.XXXXXX)
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
 args=()
 if [ "$MODE" != direct ]; then
