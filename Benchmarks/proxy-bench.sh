@@ -15,17 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${1:-3}
 DURATION=${2:-5}
-BIN=${BIN:-.build/release/transform-server}
-LOADGEN=${LOADGEN:-/tmp/proxy-loadgen}
-MIX=${MIX:-/tmp/proxy-mix}
-BENCH_SRC=${BENCH_SRC:-../shared/bench}
-[ -x "$LOADGEN" ] || gcc -O2 -o "$LOADGEN" "$BENCH_SRC/loadgen.c"
-[ -x "$MIX" ] || gcc -O2 -o "$MIX" Benchmarks/proxy-mix.c
+source Benchmarks/proxy-common.sh
 BASE=${BASE_PORT:-17100}
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
 start() {  # start VAR CORE NETSTRING_PORT args... ; sets VAR to the pid
     local var=$1 core=$2 port=$3

@@ -23,49 +23,101 @@ enum ConnectionMode: Equatable {
 
 /// One request's attempt on the wire: what it asks, where its result goes, and which connection
 /// carries it. Confined to the reactor thread.
+///
+/// A call's *fast* first attempt (``TransformProxy``) is one of these and nothing more: no
+/// ``RetryingCall``, no timer of its own (its ``deadline`` is watched by its connection's one
+/// timer). Only when it fails in a way worth retrying does the proxy start a retrying call
+/// (``retry``), whose result then fires ``deferred``.
 final class PendingRequest {
+    // `@exclusivity(unchecked)`: for the reason given at `TransformProxy.pools` (short accesses only).
     let kind: RequestKind
     let endpoint: Endpoint
-    /// The attempt's Deferred; nil once it fired (or was cancelled).
-    var deferred: Deferred<String>?
+    /// The attempt's Deferred (for a fast attempt, the call's); nil once it fired (or was cancelled).
+    @exclusivity(unchecked) var deferred: Deferred<[UInt8]>?
     /// The connection carrying (or about to carry) the request.
     weak var connection: ClientConnection?
     /// Written to the connection.
-    var sent = false
+    @exclusivity(unchecked) var sent = false
     /// Cancelled after being sent: its reply, when it comes, is dropped.
-    var abandoned = false
-    var timer: (any DelayedCall)?
+    @exclusivity(unchecked) var abandoned = false
+    /// The attempt's own timeout timer (attempts of a retrying call).
+    @exclusivity(unchecked) var timer: (any DelayedCall)?
+    /// When a fast attempt times out (watched by its connection's timer), and the timeout it had.
+    @exclusivity(unchecked) var deadline: Duration?
+    @exclusivity(unchecked) var timeout: Duration = .zero
+    /// The proxy, told of the attempt's end (statistics) and, for a fast attempt, of a failure
+    /// worth retrying.
+    weak var proxy: TransformProxy?
+    /// When the call began (a fast attempt: for the deadline of the retries that may follow).
+    @exclusivity(unchecked) var callStart: Duration = .zero
+    /// When the attempt began (for ``TransformProxy/onAttempt``); nil when nobody observes.
+    @exclusivity(unchecked) var started: Duration?
+    /// A fast first attempt: a retryable failure goes to the proxy instead of ``deferred``.
+    @exclusivity(unchecked) var isFast = false
+    /// The retrying call that took over after a fast attempt failed.
+    @exclusivity(unchecked) var retry: Deferred<[UInt8]>?
 
     init(kind: RequestKind, endpoint: Endpoint) {
         self.kind = kind
         self.endpoint = endpoint
     }
 
-    var isLive: Bool { deferred != nil && !abandoned }
+    var isLive: Bool { deferred != nil && !abandoned && retry == nil }
 
-    /// Fires the attempt's Deferred once; later outcomes are ignored.
-    func resolve(_ outcome: Result<String, TransformProxyError>) {
+    /// Fires the attempt's Deferred once; later outcomes are ignored. A fast attempt's failure
+    /// worth retrying starts the retrying call instead.
+    func resolve(_ outcome: Result<[UInt8], TransformProxyError>) {
         timer?.cancel()
         timer = nil
+        guard deferred != nil, retry == nil else { return }
+        if let started, let proxy {
+            proxy.attemptEnded(endpoint, started: started, outcome: outcome)
+        }
+        if isFast, case .failure(let error) = outcome, let proxy, proxy.shouldRetryFastAttempt(error) {
+            isFast = false
+            connection = nil
+            let r = proxy.retry(self, after: error)
+            // The retrying call may have ended at once (no attempt left).
+            if deferred != nil { retry = r }
+            return
+        }
+        let d = deferred!
+        deferred = nil
+        // Not `mapError`: a generic Result conversion looks up metadata (callgrind).
+        switch outcome {
+        case .success(let bytes): try? d.callback(bytes)
+        case .failure(let error): try? d.errback(error)
+        }
+    }
+
+    /// The retrying call that took over has its result.
+    func retryFinished(_ outcome: Result<[UInt8], any Error>) {
+        retry = nil
         guard let d = deferred else { return }
         deferred = nil
-        try? d.fire(outcome.mapError { $0 })
+        try? d.fire(outcome)
     }
 
     /// The Deferred's canceller: withdraw from the connection (closing it if nothing else
-    /// needs it). The Deferred then fails with `CancelledError`, fired by `cancel()` itself.
+    /// needs it), or cancel the retrying call. The Deferred then fails with `CancelledError`,
+    /// fired by `cancel()` itself.
     func cancelled() {
         timer?.cancel()
         timer = nil
         deferred = nil
+        if let r = retry {
+            retry = nil
+            r.cancel()
+            return
+        }
         connection?.withdraw(self, abort: false)
     }
 
-    /// The per-attempt timer ran out: fail with `timedOut` and close the connection, whose
+    /// The timeout ran out: fail with `timedOut` and close the connection, whose
     /// other requests are stuck behind this one's reply anyway (replies come in order).
     func timedOut(after timeout: Duration) {
         timer = nil
-        guard deferred != nil else { return }
+        guard deferred != nil, retry == nil else { return }
         let c = connection
         resolve(.failure(.timedOut(after: timeout)))
         c?.withdraw(self, abort: true)
@@ -90,6 +142,7 @@ protocol ConnectionOwner: AnyObject {
 /// requests. Confined to the reactor thread.
 final class ClientConnection: ClientFactory {
     enum State { case connecting, connected, closed }
+    // `@exclusivity(unchecked)`: for the reason given at `TransformProxy.pools` (short accesses only).
 
     weak var owner: (any ConnectionOwner)?
     let endpoint: Endpoint
@@ -98,17 +151,23 @@ final class ClientConnection: ClientFactory {
     var connector: (any Connector)?
     /// The wire protocol, once connected. Weak: the transport owns it.
     weak var wire: (any ClientWire)?
-    var state = State.connecting
+    @exclusivity(unchecked) var state = State.connecting
     /// Requests in the order they were (or will be) written; replies pop from the front.
-    var queue: [PendingRequest] = []
+    @exclusivity(unchecked) var queue: [PendingRequest] = []
     /// Set once any reply arrived: a close after that is never taken for an original-form server.
-    var gotReply = false
+    @exclusivity(unchecked) var gotReply = false
     /// No new requests may be put on this connection.
-    var draining = false
+    @exclusivity(unchecked) var draining = false
     /// We closed it; its end is not the peer's doing.
-    var abortedByUs = false
+    @exclusivity(unchecked) var abortedByUs = false
+    /// Where the fast attempts' deadlines are watched.
+    let clock: any ReactorTime
+    /// The one timer watching the fast attempts' deadlines (instead of one timer per request):
+    /// armed for the earliest, it fails whichever have passed when it fires and re-arms.
+    @exclusivity(unchecked) var deadlineTimer: (any DelayedCall)?
 
-    init(owner: any ConnectionOwner, endpoint: Endpoint, mode: ConnectionMode, maxReplyLength: Int) {
+    init(owner: any ConnectionOwner, endpoint: Endpoint, mode: ConnectionMode, maxReplyLength: Int, clock: any ReactorTime) {
+        self.clock = clock
         self.owner = owner
         self.endpoint = endpoint
         self.mode = mode
@@ -130,6 +189,34 @@ final class ClientConnection: ClientFactory {
         request.abandoned = false
         queue.append(request)
         if state == .connected { write(request) }
+        if deadlineTimer == nil, let deadline = request.deadline { armDeadline(deadline) }
+    }
+
+    func armDeadline(_ deadline: Duration) {
+        deadlineTimer = clock.callLater(max(deadline - clock.now, .zero)) { [weak self] in self?.deadlineReached() }
+    }
+
+    /// The deadline timer fired: the live fast attempt with the earliest deadline times out if
+    /// that deadline has passed (closing the connection, as a per-request timeout does), else
+    /// the timer is armed for it.
+    func deadlineReached() {
+        deadlineTimer = nil
+        guard state != .closed else { return }
+        var earliest: PendingRequest?
+        for r in queue where r.isLive {
+            if let d = r.deadline, d < (earliest?.deadline ?? .seconds(Int64.max)) { earliest = r }
+        }
+        guard let r = earliest, let deadline = r.deadline else { return }
+        if deadline <= clock.now {
+            r.timedOut(after: r.timeout)
+        } else {
+            armDeadline(deadline)
+        }
+    }
+
+    func stopDeadlineTimer() {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
     }
 
     func write(_ request: PendingRequest) {
@@ -175,7 +262,7 @@ final class ClientConnection: ClientFactory {
     }
 
     /// One complete reply, for the oldest request.
-    func replyReceived(_ outcome: Result<String, TransformProxyError>) {
+    func replyReceived(_ outcome: Result<[UInt8], TransformProxyError>) {
         if !gotReply, mode == .extended { owner?.replyReceived(from: endpoint) }
         gotReply = true
         guard !queue.isEmpty else {
@@ -217,6 +304,7 @@ final class ClientConnection: ClientFactory {
     /// The connection ended. `midReply` tells that part of a reply had arrived.
     func lost(_ reason: ConnectionEnd, midReply: Bool) {
         let wasOurs = abortedByUs
+        stopDeadlineTimer()
         let pending = takePending()
         if !abortedByUs {
             abortedByUs = true
@@ -265,6 +353,7 @@ final class ClientConnection: ClientFactory {
     }
 
     func clientConnectionFailed(_ connector: any Connector, reason: ConnectError) {
+        stopDeadlineTimer()
         let pending = takePending()
         if !abortedByUs {
             abortedByUs = true
@@ -312,6 +401,16 @@ extension ClientCodecWire {
 }
 
 extension ClientConnection {
+    /// A reply's bytes, checked to be UTF-8 (an all-ASCII reply needs no decoding to tell).
+    func validated(_ bytes: UnsafeRawBufferPointer) -> Result<[UInt8], TransformProxyError> {
+        guard bytes.allSatisfy({ $0 < 0x80 }) || String(validating: bytes, as: UTF8.self) != nil else {
+            return .failure(.protocolError(endpoint, detail: "the reply is not valid UTF-8"))
+        }
+        return .success([UInt8](bytes))
+    }
+}
+
+extension ClientConnection {
     /// A typed error reply (`-code message` or `ERR code message`) for the oldest request.
     func typedErrorReceived(code: String, message: String) {
         let kind = queue.first?.kind ?? .list
@@ -333,11 +432,31 @@ final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
         owner.connected()
     }
 
+    /// Writes a transform request straight into the transport's output buffer; others through
+    /// ``encode(_:mode:)``.
+    func send(_ kind: RequestKind, mode: ConnectionMode) {
+        guard case .transform(let request) = kind else {
+            transport?.write(encode(kind, mode: mode))
+            return
+        }
+        request.withBuffers { name, text in
+            transport?.write(reserving: name.count + text.count + NetstringTransformCodec.maxRequestOverhead) {
+                NetstringTransformCodec.writeRequest(name: name, text: text, extended: mode == .extended, to: $0.baseAddress!)
+            }
+        }
+    }
+
     func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
         var request: [UInt8] = []
         switch kind {
-        case .transform(let name, let text):
-            NetstringTransformCodec.appendRequest(name: name, text: text, extended: mode == .extended, to: &request)
+        case .transform(let r):
+            r.withBuffers { name, text in
+                let length = name.count + text.count + NetstringTransformCodec.maxRequestOverhead
+                request = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+                    count = NetstringTransformCodec.writeRequest(
+                        name: name, text: text, extended: mode == .extended, to: buffer.baseAddress!)
+                }
+            }
         case .list:
             NetstringTransformCodec.appendQuery("list", to: &request)
         case .limits:
@@ -349,19 +468,12 @@ final class NetstringClientWire: NetstringReceiver, ClientCodecWire {
     override func stringReceived(_ payload: UnsafeRawBufferPointer) {
         switch NetstringTransformCodec.decodeReply(payload, extended: owner.mode != .original) {
         case .success(let text):
-            owner.replyReceived(decode(text))
+            owner.replyReceived(owner.validated(text))
         case .failure(let code, let message):
             owner.typedErrorReceived(code: code, message: message)
         case .malformed(let reason):
             owner.protocolFailure(reason)
         }
-    }
-
-    func decode(_ bytes: UnsafeRawBufferPointer) -> Result<String, TransformProxyError> {
-        guard let s = String(validating: bytes, as: UTF8.self) else {
-            return .failure(.protocolError(owner.endpoint, detail: "the reply is not valid UTF-8"))
-        }
-        return .success(s)
     }
 
     override func framingError(_ error: NetstringError) {
@@ -401,8 +513,8 @@ final class LineClientWire: LineReceiver, ClientCodecWire {
     func encode(_ kind: RequestKind, mode: ConnectionMode) -> [UInt8] {
         var request: [UInt8] = []
         switch kind {
-        case .transform(let name, let text):
-            LineTransformCodec.appendRequest(name: name, text: text, to: &request)
+        case .transform(let r):
+            r.withBuffers { LineTransformCodec.appendRequest(name: $0, text: $1, to: &request) }
         case .list:
             LineTransformCodec.appendCommand("list", to: &request)
         case .limits:
@@ -418,7 +530,7 @@ final class LineClientWire: LineReceiver, ClientCodecWire {
             case .end:
                 let lines = block!
                 block = nil
-                owner.replyReceived(.success(lines.joined(separator: "\n")))
+                owner.replyReceived(.success(Array(lines.joined(separator: "\n").utf8)))
             case .content(let content):
                 guard let s = String(validating: content, as: UTF8.self) else {
                     owner.protocolFailure("the reply is not valid UTF-8")
@@ -437,7 +549,7 @@ final class LineClientWire: LineReceiver, ClientCodecWire {
             block = []
         case .text(let text):
             // Valid UTF-8 with escapes decoded stays valid UTF-8.
-            owner.replyReceived(.success(String(decoding: text, as: UTF8.self)))
+            owner.replyReceived(.success([UInt8](text)))
         case .failure(let code, let message):
             owner.typedErrorReceived(code: code, message: message)
         case .malformed(let reason):

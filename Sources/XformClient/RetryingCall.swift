@@ -123,6 +123,22 @@ public final class RetryingCall<Value> {
         return d
     }
 
+    /// Starts after a first attempt already made elsewhere failed with `firstFailure` (the
+    /// transform proxy's fast attempt): it counts as attempt 1, begun at `startedAt`, and is
+    /// decided on as any failed attempt (retry after the backoff's next delay, or finish).
+    ///
+    /// - Returns: the Deferred ``start(file:line:)`` returns; it may have fired already.
+    /// - Precondition: nothing was started yet.
+    func start(after firstFailure: any Error, startedAt: Duration) -> Deferred<Value> {
+        guard case .idle = state else { preconditionFailure("RetryingCall.start() called twice") }
+        let d = Deferred<Value>(canceller: { _ in self.cancelled() })
+        result = d
+        startTime = startedAt
+        attempts = 1
+        failed(firstFailure)
+        return d
+    }
+
     func schedule(after delay: Duration) {
         let call = clock.callLater(delay) { [self] in attempt() }
         state = .waiting(call)

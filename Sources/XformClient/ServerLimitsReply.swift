@@ -37,9 +37,15 @@ public struct ServerLimitsReply: Sendable, Equatable {
 
     /// Why the server would refuse `name` on `text` as too large, or nil when it fits.
     public func refusal(name: String, text: String) -> String? {
-        let size = Self.payloadBytes(name: name, text: text)
+        refusal(nameBytes: name.utf8.count, textBytes: text.utf8.count) { name }
+    }
+
+    /// Why the server would refuse a request of these sizes as too large, or nil when it fits;
+    /// `name` is asked only for the message.
+    func refusal(nameBytes: Int, textBytes: Int, name: () -> String) -> String? {
+        let size = 2 + nameBytes + textBytes
         guard size > maxRequestBytes else { return nil }
-        return "the request ('!\(name).' and \(text.utf8.count) bytes of text: \(size) bytes) is over the server's "
+        return "the request ('!\(name()).' and \(textBytes) bytes of text: \(size) bytes) is over the server's "
             + "limit of \(maxRequestBytes) bytes (refused before sending)"
     }
 }

@@ -25,8 +25,12 @@ import XformCore
 /// ``Configuration/maxConnectionsPerEndpoint`` connections. A connection that dies fails only the
 /// requests it carried, and those are retried like any transient failure.
 ///
-/// **Retries.** Each call runs as a ``RetryingCall`` on the reactor's clock with
-/// ``Configuration/backoff``; only transient failures are retried
+/// **Retries.** A call's first attempt is made at once, alone: one request on a pooled
+/// connection, its timeout watched by that connection's one timer. When it fails in a way worth
+/// retrying, the call continues as a ``RetryingCall`` on the reactor's clock with
+/// ``Configuration/backoff``, that attempt counted as its first (racing calls, and endpoints
+/// whose limits are not known yet, run as a retrying call from the start); only transient
+/// failures are retried
 /// (``TransformProxyError/isTransient``): refused, lost, shutting down, and a timeout at most
 /// ``Configuration/timeoutRetries`` times. Definitive ones (unknown transform, bad request, too
 /// large, invalid UTF-8, transform failed, a protocol error such as a reply that is not a
@@ -105,17 +109,20 @@ public final class TransformProxy: ConnectionOwner {
     /// Told about each retry of each call.
     public var onRetry: RetryObserver?
 
-    var pools: [Endpoint: [ClientConnection]] = [:]
-    var originalFormSince: [Endpoint: Duration] = [:]
+    // `@exclusivity(unchecked)` on the state every call touches: the dynamic checks were about
+    // a thousand instructions per proxied miss (callgrind), and no access to these stays open
+    // across a call out (Deferred callbacks and observers run between accesses).
+    @exclusivity(unchecked) var pools: [Endpoint: [ClientConnection]] = [:]
+    @exclusivity(unchecked) var originalFormSince: [Endpoint: Duration] = [:]
     /// Endpoints whose last fresh connection was closed without any reply (see
     /// ``closedWithoutAnyReply(_:requests:)``).
     var suspectedOriginalForm: Set<Endpoint> = []
     /// Where new calls start: moves on when an endpoint fails transiently.
-    var preferred = 0
+    @exclusivity(unchecked) var preferred = 0
     /// True after ``close()``.
     public private(set) var isClosed = false
     /// What each endpoint said to `?limits` (see ``serverLimits(of:)``).
-    var limits: [Endpoint: LimitsState] = [:]
+    @exclusivity(unchecked) var limits: [Endpoint: LimitsState] = [:]
 
     /// An endpoint's limits: known (nil when the server cannot tell), or being asked for, with
     /// the calls waiting for the answer.
@@ -156,7 +163,23 @@ public final class TransformProxy: ConnectionOwner {
         guard Self.isValidName(name) else {
             return fail(TransformProxyError.badRequest("'\(name)' is not a valid transform name"))
         }
-        return call(.transform(name: name, text: text))
+        return call(.transform(TransformRequest(name: name, text: text))).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Applies a transform to a text given as bytes, without a `String` either way: the transform
+    /// proxy's call, whose cache key (`bytes`) goes out as the request as it is.
+    ///
+    /// - Parameters:
+    ///   - bytes: the name's bytes followed by the UTF-8 text's.
+    ///   - nameCount: how many of `bytes` are the name.
+    /// - Returns: a Deferred that fires with the transformed text's UTF-8 bytes, or fails as
+    ///   ``xform(_:_:)`` does.
+    public func xform(bytes: [UInt8], nameCount: Int) -> Deferred<[UInt8]> {
+        let name = bytes[..<nameCount]
+        guard !name.isEmpty, !name.contains(where: { $0 <= 0x20 || $0 == 0x7f || $0 == UInt8(ascii: ".") }) else {
+            return fail(TransformProxyError.badRequest("'\(String(decoding: name, as: UTF8.self))' is not a valid transform name"))
+        }
+        return call(.transform(TransformRequest(bytes: bytes, nameCount: nameCount)))
     }
 
     /// Asks the server which transforms exist (`?list` or `list`).
@@ -165,7 +188,9 @@ public final class TransformProxy: ConnectionOwner {
     ///   ``xform(_:_:)``, or with ``TransformProxyError/notSupported(_:)`` against an
     ///   original-protocol server.
     public func list() -> Deferred<[String]> {
-        call(.list).map { $0.isEmpty ? [] : $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+        call(.list).map {
+            $0.isEmpty ? [] : String(decoding: $0, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        }
     }
 
     /// Closes every connection. Calls in flight fail with ``TransformProxyError/cancelled``;
@@ -182,7 +207,7 @@ public final class TransformProxy: ConnectionOwner {
 
     /// True while `endpoint` is treated as an original-protocol server.
     public func isOriginalForm(_ endpoint: Endpoint) -> Bool {
-        guard let since = originalFormSince[endpoint] else { return false }
+        guard !originalFormSince.isEmpty, let since = originalFormSince[endpoint] else { return false }
         return reactor.now - since < configuration.originalFormRecheckInterval
     }
 
@@ -197,19 +222,93 @@ public final class TransformProxy: ConnectionOwner {
         TransformProxyError.from(error).isTransient
     }
 
-    func call(_ kind: RequestKind) -> Deferred<String> {
+    func call(_ kind: RequestKind) -> Deferred<[UInt8]> {
         if isClosed { return fail(TransformProxyError.cancelled) }
+        if let fast = fastAttempt(kind) { return fast }
+        return retryingCall(kind, start: reactor.now, index: preferred, after: nil)
+    }
+
+    /// A call's first attempt, made at once and alone: one ``PendingRequest`` on a pooled
+    /// connection, its timeout watched by the connection's one timer, no ``RetryingCall`` and no
+    /// timer of its own. Only a failure worth retrying starts the retrying call (see
+    /// ``retry(_:after:)``), which counts this attempt as its first: retries, failover, the
+    /// deadline and the observers see what they would have seen. Nil when the call needs the
+    /// retrying call from the start: racing, an endpoint whose limits are not known yet or
+    /// refuse the text, an original-protocol endpoint, no time left.
+    func fastAttempt(_ kind: RequestKind) -> Deferred<[UInt8]>? {
+        guard !configuration.race || endpoints.count == 1 else { return nil }
+        let endpoint = endpoints[preferred]
+        guard !isOriginalForm(endpoint) else { return nil }
+        if case .transform(let r) = kind, asksLimits(endpoint) {
+            guard case .known(let known?)? = limits[endpoint],
+                known.refusal(nameBytes: r.nameCount, textBytes: r.textCount, name: { r.name }) == nil
+            else { return nil }
+        }
+        var timeout = configuration.timeout
+        if let deadline = configuration.deadline {
+            guard deadline > .zero else { return nil }
+            timeout = min(timeout ?? deadline, deadline)
+        }
+        let request = PendingRequest(kind: kind, endpoint: endpoint)
+        // Fails as a cancelled retrying call does: with `TransformProxyError.cancelled`. Holds the
+        // request strongly (a weak reference costs a side table per request): the cycle through
+        // `request.deferred` ends when the Deferred fires or is cancelled, which drops this.
+        let d = Deferred<[UInt8]>(canceller: { [request] d in
+            request.cancelled()
+            try? d.fire(.failure(TransformProxyError.cancelled))
+        })
+        request.deferred = d
+        request.isFast = true
+        request.proxy = self
+        let now = reactor.now
+        request.callStart = now
+        if onAttempt != nil { request.started = now }
+        if let timeout {
+            request.deadline = now + timeout
+            request.timeout = timeout
+        }
+        dispatch(request)
+        return d
+    }
+
+    /// Whether a fast attempt's failure is worth the retrying call: what the retrying call's
+    /// `shouldRetry` answers for a first failure.
+    func shouldRetryFastAttempt(_ e: TransformProxyError) -> Bool {
+        guard !isClosed else { return false }
+        if let custom = configuration.shouldRetry { return custom(e) }
+        switch e {
+        case .closedWithoutReply: return true
+        case .timedOut: return configuration.timeoutRetries >= 1
+        default: return e.isTransient
+        }
+    }
+
+    /// Takes over a call whose fast attempt failed with `error`: a retrying call that counts that
+    /// attempt as its first. Its result fires the call's Deferred (through the request).
+    func retry(_ request: PendingRequest, after error: TransformProxyError) -> Deferred<[UInt8]> {
+        let index = endpoints.firstIndex(of: request.endpoint) ?? preferred
+        return retryingCall(request.kind, start: request.callStart, index: index, after: error).addBoth {
+            [request] outcome in
+            request.retryFinished(outcome)
+            return []
+        }
+    }
+
+    /// A call as a ``RetryingCall``: each attempt a ``PendingRequest`` with its own timer;
+    /// `after` is the failure of a fast attempt already made to `endpoints[index]`.
+    func retryingCall(
+        _ kind: RequestKind, start: Duration, index startIndex: Int, after firstFailure: TransformProxyError?
+    ) -> Deferred<[UInt8]> {
         let n = endpoints.count
-        var index = preferred
+        var index = startIndex
         var closedWithoutReply = 0
         var timeouts = 0
         let custom = configuration.shouldRetry
         let timeoutRetries = configuration.timeoutRetries
         var backoff = configuration.backoff
-        let start = reactor.now
         let deadline = configuration.deadline
         if let deadline { backoff.maxElapsed = min(backoff.maxElapsed ?? deadline, deadline) }
-        let retrying = RetryingCall<String>(
+        let retrying = RetryingCall<[UInt8]>(
             clock: reactor, backoff: backoff,
             shouldRetry: { [weak self] error in
                 guard let self, !self.isClosed else { return false }
@@ -246,10 +345,12 @@ public final class TransformProxy: ConnectionOwner {
                     return self.race(kind, self.endpoints[index], self.endpoints[(index + 1) % n], timeout: timeout)
                 }
                 let endpoint = self.endpoints[index]
-                if case .transform(let name, let text) = kind, self.asksLimits(endpoint) {
+                if case .transform(let r) = kind, self.asksLimits(endpoint) {
                     return self.serverLimits(of: endpoint, timeout: timeout).flatMap { [weak self] limits in
                         guard let self else { throw TransformProxyError.cancelled }
-                        if let limits, let refusal = limits.refusal(name: name, text: text) {
+                        if let limits,
+                            let refusal = limits.refusal(nameBytes: r.nameCount, textBytes: r.textCount, name: { r.name })
+                        {
                             throw TransformProxyError.tooLarge(refusal)
                         }
                         return self.attempt(kind, to: endpoint, timeout: timeout)
@@ -257,7 +358,8 @@ public final class TransformProxy: ConnectionOwner {
                 }
                 return self.attempt(kind, to: endpoint, timeout: timeout)
             })
-        return retrying.start().mapResult { outcome in
+        let started = firstFailure.map { retrying.start(after: $0, startedAt: start) } ?? retrying.start()
+        return started.mapResult { outcome in
             switch outcome {
             case .success(let text): return text
             case .failure(let error): throw TransformProxyError.from(error)
@@ -267,7 +369,7 @@ public final class TransformProxy: ConnectionOwner {
 
     /// One attempt to two endpoints at once: the first reply wins and the other is cancelled.
     /// When both fail, a definitive failure wins over a transient one.
-    func race(_ kind: RequestKind, _ a: Endpoint, _ b: Endpoint, timeout: Duration?) -> Deferred<String> {
+    func race(_ kind: RequestKind, _ a: Endpoint, _ b: Endpoint, timeout: Duration?) -> Deferred<[UInt8]> {
         let winner = firstSuccess([attempt(kind, to: a, timeout: timeout), attempt(kind, to: b, timeout: timeout)])
         // `firstSuccess` and `mapResult` both hold `winner` weakly; capturing it here keeps it
         // alive until it fires (its chain is dropped then, which breaks the cycle).
@@ -285,28 +387,28 @@ public final class TransformProxy: ConnectionOwner {
 
     /// One attempt: queue the request on a connection to `endpoint`, with a timeout (the
     /// per-attempt timeout, cut to what the call's deadline leaves).
-    func attempt(_ kind: RequestKind, to endpoint: Endpoint, timeout: Duration?) -> Deferred<String> {
+    func attempt(_ kind: RequestKind, to endpoint: Endpoint, timeout: Duration?) -> Deferred<[UInt8]> {
         let request = PendingRequest(kind: kind, endpoint: endpoint)
-        let d = Deferred<String>(canceller: { [weak request] _ in request?.cancelled() })
+        let d = Deferred<[UInt8]>(canceller: { [weak request] _ in request?.cancelled() })
         request.deferred = d
+        request.proxy = self
         if let timeout {
             request.timer = reactor.callLater(timeout) { [weak request] in request?.timedOut(after: timeout) }
         }
+        if onAttempt != nil { request.started = reactor.now }
         dispatch(request)
-        if let onAttempt {
-            let started = reactor.now
-            d.addObserver { [weak self] outcome in
-                guard let self else { return }
-                let elapsed = self.reactor.now - started
-                switch outcome {
-                case .success: onAttempt(endpoint, elapsed, nil)
-                case .failure(let error):
-                    let e = TransformProxyError.from(error)
-                    if e != .cancelled { onAttempt(endpoint, elapsed, e) }
-                }
-            }
-        }
         return d
+    }
+
+    /// Tells ``onAttempt`` how an attempt that began at `started` ended (cancellations are not told).
+    func attemptEnded(_ endpoint: Endpoint, started: Duration, outcome: Result<[UInt8], TransformProxyError>) {
+        guard let onAttempt else { return }
+        let elapsed = reactor.now - started
+        switch outcome {
+        case .success: onAttempt(endpoint, elapsed, nil)
+        case .failure(.cancelled): break
+        case .failure(let e): onAttempt(endpoint, elapsed, e)
+        }
     }
 
     /// Puts a request on a connection: the least loaded usable one while it has room, else a
@@ -337,11 +439,22 @@ public final class TransformProxy: ConnectionOwner {
         } else {
             mode = .extended
         }
+        // The least loaded usable connection, found without building an array.
+        var best: ClientConnection?
+        var bestLoad = Int.max
+        var usable = 0
+        if mode != .original, let pool = pools[endpoint] {
+            for c in pool where c.usable && c.mode == mode {
+                usable += 1
+                let load = c.load
+                if load < bestLoad {
+                    best = c
+                    bestLoad = load
+                }
+            }
+        }
         let connection: ClientConnection
-        let usable = (pools[endpoint] ?? []).filter { $0.usable && $0.mode == mode }
-        if mode != .original, let best = usable.min(by: { $0.load < $1.load }),
-            best.load < configuration.pipelineDepth || usable.count >= configuration.maxConnectionsPerEndpoint
-        {
+        if let best, bestLoad < configuration.pipelineDepth || usable >= configuration.maxConnectionsPerEndpoint {
             connection = best
         } else {
             connection = open(endpoint, mode: mode)
@@ -351,7 +464,7 @@ public final class TransformProxy: ConnectionOwner {
 
     func open(_ endpoint: Endpoint, mode: ConnectionMode) -> ClientConnection {
         let c = ClientConnection(
-            owner: self, endpoint: endpoint, mode: mode, maxReplyLength: configuration.maxReplyLength)
+            owner: self, endpoint: endpoint, mode: mode, maxReplyLength: configuration.maxReplyLength, clock: reactor)
         pools[endpoint, default: []].append(c)
         c.connector = reactor.connectTCP(
             host: endpoint.host, port: endpoint.port, factory: c, timeout: configuration.connectTimeout)
@@ -389,8 +502,9 @@ public final class TransformProxy: ConnectionOwner {
             // Not cancelled with any one caller: others may share the answer.
             _ = attempt(.limits, to: endpoint, timeout: timeout ?? configuration.timeout).addObserver {
                 [weak self] outcome in
-                self?.limitsAnswered(endpoint, outcome.mapError(TransformProxyError.from))
-            }.addErrback { _ in "" }
+                self?.limitsAnswered(
+                    endpoint, outcome.map { String(decoding: $0, as: UTF8.self) }.mapError(TransformProxyError.from))
+            }.addErrback { _ in [] }
             return d
         }
     }

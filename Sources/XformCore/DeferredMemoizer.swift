@@ -59,6 +59,9 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// Told when an underlying call is cancelled because its last waiter left (Part 19's
     /// "Canceling poem download.").
     public var onCancel: ((Key) -> Void)?
+    /// Turns an underlying call's failure into what its waiters fail with, once for all of them
+    /// (an errback on each underlying call would cost a step per call); nil passes it as it is.
+    public var mapFailure: ((Key, any Error) -> any Error)?
     /// The counters.
     @inlinable public var statistics: Statistics { counters }
     /// The total cost of the values held.
@@ -76,11 +79,15 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     /// One underlying call in flight and the callers waiting for it.
     @usableFromInline
     final class Flight {
-        @usableFromInline var underlying: Deferred<Value>?
-        @usableFromInline var waiters: [Deferred<Value>] = []
+        // Unchecked for the reason given at `counters` (a miss touches these).
+        @exclusivity(unchecked) @usableFromInline var underlying: Deferred<Value>?
+        @exclusivity(unchecked) @usableFromInline var waiters: [Deferred<Value>] = []
+        /// Out of the table (finished or cancelled): saves a table lookup to tell.
+        @exclusivity(unchecked) @usableFromInline var over = false
         @usableFromInline init() {}
     }
-    @usableFromInline var inFlight: [Key: Flight] = [:]
+    // Unchecked for the reason given at `counters` (a miss touches the table three times).
+    @exclusivity(unchecked) @usableFromInline var inFlight: [Key: Flight] = [:]
 
     /// One cached value, in a doubly linked recency list threaded through `slots` by index
     /// (indices, not references: no retain cycles, no recursive release of a long list).
@@ -142,6 +149,15 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     @inlinable
     public func call(_ key: Key) -> Deferred<Value> {
         if let value = cachedValue(forKey: key) { return succeed(value) }
+        return callUncached(key)
+    }
+
+    /// ``call(_:)`` for a caller that has just seen ``cachedValue(forKey:)`` answer nil: joins
+    /// or starts the underlying call without looking in the cache again.
+    ///
+    /// - Returns: as ``call(_:)`` on a miss.
+    @inlinable
+    public func callUncached(_ key: Key) -> Deferred<Value> {
         if let flight = inFlight[key] {
             counters.joins += 1
             return addWaiter(to: flight, key: key)
@@ -153,14 +169,16 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
         let underlying = function(key)
         // The flight may already be over (a synchronous result), or detached (a waiter's callback
         // cancelled it): then the Deferred is not kept.
-        if inFlight[key] === flight { flight.underlying = underlying }
+        if !flight.over { flight.underlying = underlying }
         // Observed through a step that also consumes the failure (the waiters are told, nothing
         // is left unhandled), without a derived Deferred: a type-changing hop runs the chain
         // through unspecialized code, thousands of instructions per call (callgrind).
         underlying.holdsLinks = true
+        // The flight is held strongly (a weak reference costs it a side table per call): the
+        // cycle through `flight.underlying` ends when this step runs or the flight is cancelled.
         underlying.append(
-            .forward(Self.observerLink) { [weak self, weak flight] outcome in
-                guard let self, let flight else { return }
+            .forward(Self.observerLink) { [weak self, flight] outcome in
+                guard let self else { return }
                 self.finish(key, flight, outcome)
             })
         return waiter
@@ -222,8 +240,10 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
 
     @inlinable
     func addWaiter(to flight: Flight, key: Key) -> Deferred<Value> {
-        let waiter = Deferred<Value>(canceller: { [weak self, weak flight] w in
-            guard let self, let flight else { return }
+        // The flight is held strongly, as in `callUncached`: the cycle through `flight.waiters`
+        // ends when the waiter fires or is cancelled (either drops its canceller).
+        let waiter = Deferred<Value>(canceller: { [weak self, flight] w in
+            guard let self else { return }
             self.detach(w, from: flight, key: key)
         })
         flight.waiters.append(waiter)
@@ -234,7 +254,8 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     @inlinable
     func detach(_ waiter: Deferred<Value>, from flight: Flight, key: Key) {
         flight.waiters.removeAll { $0 === waiter }
-        guard flight.waiters.isEmpty, inFlight[key] === flight else { return }
+        guard flight.waiters.isEmpty, !flight.over else { return }
+        flight.over = true
         inFlight[key] = nil
         counters.cancellations += 1
         onCancel?(key)
@@ -247,7 +268,8 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
     func finish(_ key: Key, _ flight: Flight, _ outcome: Result<Value, any Error>) {
         // A flight cancelled by its last waiter is no longer in the table: its late result
         // (the cancellation itself, usually) reaches nobody.
-        guard inFlight[key] === flight else { return }
+        guard !flight.over else { return }
+        flight.over = true
         inFlight[key] = nil
         flight.underlying = nil
         let waiters = flight.waiters
@@ -258,7 +280,8 @@ public final class DeferredMemoizer<Key: Hashable, Value> {
             for w in waiters { try? w.callback(value) }
         case .failure(let error):
             counters.failures += 1
-            for w in waiters { try? w.errback(error) }
+            let mapped = mapFailure?(key, error) ?? error
+            for w in waiters { try? w.errback(mapped) }
         }
     }
 

@@ -146,13 +146,19 @@ public enum LineTransformCodec {
     // MARK: Requests
 
     /// Appends a single-line transform request: `name escaped-text\n`.
-    public static func appendRequest(name: String, text: String, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + name.utf8.count + text.utf8.count + 2)
-        out.append(contentsOf: name.utf8)
+    public static func appendRequest(name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + name.count + text.count + 2)
+        out.append(contentsOf: name)
         out.append(UInt8(ascii: " "))
-        var text = text
-        text.withUTF8 { escape(UnsafeRawBufferPointer($0), into: &out) }
+        escape(text, into: &out)
         out.append(UInt8(ascii: "\n"))
+    }
+
+    /// Appends a single-line transform request for Strings: `name escaped-text\n`.
+    public static func appendRequest(name: String, text: String, to out: inout [UInt8]) {
+        var name = name
+        var text = text
+        name.withUTF8 { n in text.withUTF8 { appendRequest(name: UnsafeRawBufferPointer(n), text: UnsafeRawBufferPointer($0), to: &out) } }
     }
 
     /// Appends a command line (`list`, `help`, `stats`, `quit`).

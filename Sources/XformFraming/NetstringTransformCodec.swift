@@ -89,6 +89,33 @@ public enum NetstringTransformCodec {
         return UnsafeRawPointer(hit) - base
     }
 
+    /// The most bytes a transform request's netstring adds to its name and text (header, `!`,
+    /// `.` and trailer): what ``writeRequest(name:text:extended:to:)`` needs beyond them.
+    public static let maxRequestOverhead = NetstringEncoder.maxHeaderSize + 3
+
+    /// Writes a transform request as one netstring at `p`: `!name.text` (extended) or
+    /// `name.text`. `p` must hold `name.count + text.count + maxRequestOverhead` bytes.
+    ///
+    /// - Returns: the request's length.
+    @inline(__always)
+    public static func writeRequest(
+        name: UnsafeRawBufferPointer, text: UnsafeRawBufferPointer, extended: Bool, to p: UnsafeMutableRawPointer
+    ) -> Int {
+        var offset = NetstringEncoder.writeHeader(length: (extended ? 1 : 0) + name.count + 1 + text.count, to: p)
+        if extended {
+            p.storeBytes(of: UInt8(ascii: "!"), toByteOffset: offset, as: UInt8.self)
+            offset += 1
+        }
+        if let base = name.baseAddress, !name.isEmpty { (p + offset).copyMemory(from: base, byteCount: name.count) }
+        offset += name.count
+        p.storeBytes(of: UInt8(ascii: "."), toByteOffset: offset, as: UInt8.self)
+        offset += 1
+        if let base = text.baseAddress, !text.isEmpty { (p + offset).copyMemory(from: base, byteCount: text.count) }
+        offset += text.count
+        p.storeBytes(of: UInt8(ascii: ","), toByteOffset: offset, as: UInt8.self)
+        return offset + 1
+    }
+
     /// Appends a transform request as one netstring: `!name.text` (extended) or `name.text`.
     public static func appendRequest(name: String, text: String, extended: Bool, to out: inout [UInt8]) {
         let length = (extended ? 1 : 0) + name.utf8.count + 1 + text.utf8.count

@@ -88,6 +88,13 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
                 status: 200, headers: [HTTPHeader(name: "Content-Type", value: PrometheusText.contentType)],
                 body: Array(state.metricsText().utf8))
         case "/transforms":
+            if let unknown = state.catalogUnknown, request.method == "GET" || request.method == "HEAD" {
+                return respond(
+                    .text(
+                        Self.status(of: unknown.code), Array((unknown.message + "\n").utf8),
+                        headers: [HTTPHeader(name: Self.errorField, value: unknown.code)]),
+                    style: style)
+            }
             response = .text(200, Array(state.backend.catalog.map { "\($0.name)\t\($0.summary)\n" }.joined().utf8))
         default:
             return respond(

@@ -157,6 +157,10 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         case "help":
             send(LineTransformCodec.blockReply(lines: helpLines()))
         case "list":
+            if let unknown = state.catalogUnknown {
+                fail(unknown, style: false, countingAs: nil)
+                return
+            }
             send(LineTransformCodec.blockReply(lines: state.transformNames))
         case "stats":
             send(LineTransformCodec.blockReply(lines: state.report()))

@@ -97,6 +97,10 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
 
     func handleQuery(_ query: UnsafeRawBufferPointer) {
         if query.elementsEqual("list".utf8) {
+            if let unknown = state.catalogUnknown {
+                fail(unknown, style: true, countingAs: nil)
+                return
+            }
             let names = state.transformNames.joined(separator: "\n")
             send(successReply(Array(names.utf8), style: true))
         } else if query.elementsEqual("limits".utf8) {

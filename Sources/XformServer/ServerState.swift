@@ -194,6 +194,12 @@ public final class ServerState {
     /// The transforms served, sorted by name.
     var transformNames: [String] { backend.catalog.map(\.name) }
 
+    /// Why the transform names cannot be listed yet (a proxy before its upstream's first list),
+    /// or nil when they can.
+    var catalogUnknown: WireError? {
+        backend.catalogIsKnown ? nil : .upstreamUnavailable("the upstream's transform list is not known yet; try again")
+    }
+
     /// Maps a failure to its wire error.
     func wireError(_ error: any Error) -> WireError {
         WireError.from(error, maxBytes: limits.maxRequestBytes, shuttingDown: shuttingDown)

@@ -5,6 +5,11 @@ public protocol TransformBackend: AnyObject {
     /// (line `help`/`list`, netstring `?list`, HTTP `GET /transforms`).
     var catalog: [(name: String, summary: String)] { get }
 
+    /// False while ``catalog`` is not known yet (a proxy before its upstream's first list): a
+    /// listing then fails with ``TransformError/upstreamUnavailable(_:)`` instead of answering
+    /// an empty list. Default true.
+    var catalogIsKnown: Bool { get }
+
     /// Runs one request: the transform named by `name`'s exact bytes on UTF-8 `text`.
     /// Both buffers are valid only during the call; copy what you keep.
     /// - Returns: `.done(bytes)` computed inline; `.failed(TransformError)` (invalidName,
@@ -22,6 +27,9 @@ public protocol TransformBackend: AnyObject {
 extension TransformBackend {
     /// No extra figures.
     public var statistics: [(name: String, value: Double)] { [] }
+
+    /// Always known.
+    public var catalogIsKnown: Bool { true }
 }
 
 extension TransformService: TransformBackend {

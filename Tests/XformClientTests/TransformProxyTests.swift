@@ -354,6 +354,66 @@ struct TransformProxyTests {
         #expect(pump.clientTransport.aborted)
     }
 
+    @Test("On a kept-alive connection a call goes out at once, with no timer of its own")
+    func fastFirstAttempt() {
+        let h = ProxyHarness { $0.timeout = .seconds(1) }
+        let first = h.proxy.xform("upper", "a")
+        let pump = h.serveNext()
+        #expect(successResult(of: first) == "A")
+        let timers = h.reactor.clock.pendingCalls.count
+        let calls = (0..<10).map { h.proxy.xform("upper", "x\($0)") }
+        // Written without the clock running, and one timer (the connection's) watches them all.
+        #expect(pump.clientTransport.writtenText.hasSuffix(ns("!upper.x9")))
+        #expect(h.reactor.clock.pendingCalls.count <= timers + 1)
+        pump.flush()
+        #expect(calls.map { successResult(of: $0) } == (0..<10).map { "X\($0)" })
+        #expect(h.retries.isEmpty)
+    }
+
+    @Test("The connection's one timer times out each call at its own deadline")
+    func connectionTimerDeadlines() {
+        let h = ProxyHarness {
+            $0.timeout = .seconds(1)
+            $0.deadline = nil
+            $0.backoff = .once
+        }
+        let server = FakeServer.silent()
+        let a = h.proxy.xform("upper", "a")
+        let pump = h.pending[0].succeed(with: server)
+        h.advance(.milliseconds(500))
+        let b = h.proxy.xform("upper", "b")
+        pump.flush()
+        // a's reply comes at 0.9 s; b's never does.
+        h.advance(.milliseconds(400))
+        server.transport?.write(ns("+A"))
+        pump.flush()
+        #expect(successResult(of: a) == "A")
+        h.advance(.milliseconds(599))
+        expectNoResult(b)
+        #expect(!pump.clientTransport.aborted)
+        h.advance(.milliseconds(1))
+        #expect(failureResult(of: b, as: TransformProxyError.self) == .timedOut(after: .seconds(1)))
+        #expect(pump.clientTransport.aborted)
+    }
+
+    @Test("A first attempt that timed out is retried once on a new connection, as the retrying call would")
+    func fastAttemptTimeoutRetried() {
+        let h = ProxyHarness { $0.timeout = .seconds(1) }
+        let warm = h.proxy.xform("upper", "w")
+        let server = FakeServer.silent()
+        let pump = h.pending[0].succeed(with: server)
+        server.transport?.write(ns("+W"))
+        pump.flush()
+        #expect(successResult(of: warm) == "W")
+        let d = h.proxy.xform("upper", "x")
+        h.advance(.seconds(1))
+        #expect(h.retries == [.timedOut(after: .seconds(1))])
+        h.advance(.milliseconds(10))
+        h.serveNext()
+        #expect(successResult(of: d) == "X")
+        #expect(h.reactor.connectAttempts.count == 2)
+    }
+
     @Test("A refused endpoint moves the call, and later calls, to the next endpoint")
     func failover() {
         let a = Endpoint(host: "127.0.0.1", port: 1001)

@@ -85,6 +85,26 @@ struct DeferredMemoizerTests {
         #expect(memo.statistics.failures == 1)
     }
 
+    @Test("mapFailure turns a failure into what every waiter fails with, once per underlying call")
+    func mappedFailure() {
+        struct Mapped: Error, Equatable { let key: Int }
+        let fn = ManualFunction<Int>()
+        let memo = DeferredMemoizer(fn.call)
+        var mappings = 0
+        memo.mapFailure = { key, error in
+            mappings += 1
+            return error is MemoBoom ? Mapped(key: key) : error
+        }
+        let waiters = (0..<3).map { _ in memo.call(7) }
+        fn.fail(7, MemoBoom())
+        for w in waiters { #expect(failureResult(of: w, as: Mapped.self) == Mapped(key: 7)) }
+        #expect(mappings == 1)
+        let ok = memo.call(8)
+        fn.fire(8, "fine")
+        #expect(successResult(of: ok) == "fine")
+        #expect(mappings == 1)
+    }
+
     @Test("Cancelling one of two waiters detaches it only; cancelling the last cancels the call")
     func cancelLastWaiter() {
         let fn = ManualFunction<Int>()

@@ -241,6 +241,30 @@ struct ProxyBackendTests {
         #expect(sent.range(of: "!upper.first")!.lowerBound < sent.range(of: "!tally.second")!.lowerBound)
     }
 
+    @Test("A listing before the first upstream list fails with upstream_unavailable, then lists once it is known")
+    func listingBeforeReady() {
+        let t = ProxyTestbed()
+        let state = ServerState(backend: t.backend, clock: t.reactor.clock)
+        func ask(_ request: String, on factory: any ServerFactory) -> String {
+            let transport = StringTransport()
+            transport.connect(factory.buildProtocol(peer: transport.peer)!)
+            transport.receive(request)
+            return transport.string()
+        }
+        t.backend.startService()  // the ?list request is made but not yet answered
+        #expect(!t.backend.catalogIsKnown)
+        #expect(ask(ns("?list"), on: NetstringTransformFactory(state: state)).contains(":-upstream_unavailable the upstream's transform list is not known yet"))
+        #expect(ask("list\n", on: LineTransformFactory(state: state)).hasPrefix("ERR upstream_unavailable "))
+        let http = ask("GET /transforms HTTP/1.1\r\nHost: proxy\r\n\r\n", on: HTTPTransformFactory(state: state))
+        #expect(http.hasPrefix("HTTP/1.1 503 "))
+        #expect(http.contains("upstream_unavailable"))
+        t.run()
+        #expect(t.backend.catalogIsKnown)
+        let listed = ask(ns("?list"), on: NetstringTransformFactory(state: state))
+        #expect(listed.contains("+cummingsify\n"))
+        #expect(listed.contains("\ntally\n"))
+    }
+
     @Test("Requests waiting for a list that cannot be had fail with upstream_unavailable")
     func listUnavailable() {
         let t = ProxyTestbed { $0.client.backoff = .once }
