@@ -173,12 +173,13 @@ def test_metrics_count_requests_by_transform_port_and_outcome_and_pass_promtool(
         s.sendall(b"10:!upper.abc,")
         assert s.recv(100) == b"4:+ABC,"
     # With several loops (XFORM_TEST_REACTORS) another loop's counters reach /metrics up to
-    # 250 ms later: read until all four requests are in.
+    # 250 ms later: read until all four requests and all five connections are in.
     deadline = time.monotonic() + 10
     while True:
         status, headers, body = request(port, "GET", "/metrics")
         text = body.decode()
-        if counter(text, "xform_request_duration_seconds_count", transform="upper") >= 4 \
+        if (counter(text, "xform_request_duration_seconds_count", transform="upper") >= 4
+                and counter(text, "xform_connections_total", port="http") >= 5) \
                 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
