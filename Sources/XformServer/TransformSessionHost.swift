@@ -361,21 +361,26 @@ extension TransformSessionHost {
         let started = state.clock.now
         perform(actions)
         syncPending()
+        // `self` strongly: the Deferred fires or is cancelled (`endSession`) before the
+        // connection can go, which releases these closures; a weak reference would give every
+        // protocol that ever awaited a reply a side table (all its later retains on the slow
+        // path, callgrind).
         deferred.addCallbacks(
-            { [weak self] bytes in
-                guard let self, self.host.session.isWaiting(ticket) else { return bytes }
+            { [self] bytes in
+                guard self.host.session.isWaiting(ticket) else { return bytes }
                 let latency = self.state.clock.now - started
-                self.state.stats.count(transform: name, port: self.port, outcome: "ok")
+                let counters = self.counters(named: name)
+                counters.ok &+= 1
+                counters.duration.observe(latency.seconds)
                 self.state.stats.record(latency: latency)
-                self.state.stats.observe(latency, transform: name, port: self.port)
                 self.perform(
                     self.host.session.complete(ticket, with: self.successReply(bytes, style: style), now: self.state.clock.now))
                 self.syncPending()
                 self.armDeadline()
                 return bytes
             },
-            { [weak self] error in
-                guard let self, self.host.session.isWaiting(ticket) else { return [] }
+            { [self] error in
+                guard self.host.session.isWaiting(ticket) else { return [] }
                 let wire = self.state.wireError(error)
                 if wire.code != "unknown_transform" {
                     self.state.stats.count(transform: name, port: self.port, outcome: wire.code)
@@ -391,6 +396,15 @@ extension TransformSessionHost {
                 }
                 return []
             })
+    }
+
+    /// The counters of the transform called `name` on this port: the last ones used when they
+    /// match (no hashing), else looked up and kept.
+    func counters(named name: String) -> TransformCounters {
+        if let c = host.lastCounters, c.nameBytes.elementsEqual(name.utf8) { return c }
+        let c = state.stats.counters(for: name, port: port)
+        host.lastCounters = c
+        return c
     }
 
     /// Counts one successful request of the transform called `name`.
