@@ -12,6 +12,39 @@ public protocol ReactorTime: AnyObject {
     /// - Returns: a handle to cancel or reschedule the call.
     @discardableResult
     func callLater(_ delay: Duration, _ work: @escaping () -> Void) -> any DelayedCall
+
+    /// Calls `target`'s ``TimerTarget/timerFired()`` on the reactor thread once `deadline` (on
+    /// the ``now`` scale) has passed. The lean form of ``callLater(_:_:)`` for one timer per
+    /// connection (an idle timeout): no closure and no handle object, so an idle connection
+    /// holds no timer memory beyond the returned token. The clock holds `target` strongly
+    /// until the call runs or is cancelled.
+    ///
+    /// - Returns: the token that cancels the call (``cancelTimer(_:)``).
+    func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken
+
+    /// Withdraws a call made with ``schedule(_:at:)``; does nothing once it ran or was cancelled.
+    func cancelTimer(_ token: TimerToken)
+}
+
+/// What a ``ReactorTime/schedule(_:at:)`` call runs: usually a connection's protocol.
+public protocol TimerTarget: AnyObject {
+    /// The scheduled deadline passed.
+    func timerFired()
+}
+
+/// A pending ``ReactorTime/schedule(_:at:)`` call: a plain value naming the clock's slot and
+/// the call's sequence number, stale (and harmless to cancel) once the call ran.
+public struct TimerToken: Equatable, Sendable {
+    /// The clock's slot for the call.
+    public let slot: Int32
+    /// The call's sequence number: the slot holds this call while it carries the same one.
+    public let sequence: UInt64
+
+    /// A token for the call in `slot` with sequence number `sequence` (for clock implementations).
+    public init(slot: Int32, sequence: UInt64) {
+        self.slot = slot
+        self.sequence = sequence
+    }
 }
 
 /// A call scheduled with ``ReactorTime/callLater(_:_:)``.

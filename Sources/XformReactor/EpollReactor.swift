@@ -69,7 +69,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     @exclusivity(unchecked) var nextTimerSeq: UInt64 = 0
     @exclusivity(unchecked) var staleTimerEntries = 0
     /// Pending calls by slot, with the sequence number of each slot's live heap entry.
-    @exclusivity(unchecked) var timerCalls: [ReactorDelayedCall?] = []
+    @exclusivity(unchecked) var timerCalls: [TimerSlot] = []
     // Unchecked, as `timers`: read once per loop turn (a checked access costs about 76
     // instructions, callgrind).
     @exclusivity(unchecked) var timerSeqs: [UInt64] = []
@@ -193,19 +193,48 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         let seq = nextTimerSeq
         nextTimerSeq &+= 1
         let call = ReactorDelayedCall(reactor: self, deadline: deadline, seq: seq, work: work)
-        let slot: Int32
-        if let free = freeTimerSlots.popLast() {
-            slot = free
-            timerCalls[Int(slot)] = call
-            timerSeqs[Int(slot)] = seq
-        } else {
-            slot = Int32(timerCalls.count)
-            timerCalls.append(call)
-            timerSeqs.append(seq)
-        }
-        call.slot = slot
-        timers.push(TimerEntry(deadline: deadline, seq: seq, slot: slot))
+        call.slot = takeTimerSlot(.call(call), seq: seq)
+        timers.push(TimerEntry(deadline: deadline, seq: seq, slot: call.slot))
         return call
+    }
+
+    /// Calls `target.timerFired()` once `deadline` has passed: a heap entry and a slot, no
+    /// allocation (a ``callLater(_:_:)`` costs a handle and a closure, about 110 bytes for as
+    /// long as it is pending: most of an idle connection's timer memory, massif).
+    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+        let nanos = deadline.clampedNanoseconds
+        let seq = nextTimerSeq
+        nextTimerSeq &+= 1
+        let slot = takeTimerSlot(.target(target), seq: seq)
+        timers.push(TimerEntry(deadline: nanos, seq: seq, slot: slot))
+        return TimerToken(slot: slot, sequence: seq)
+    }
+
+    /// Withdraws a ``schedule(_:at:)`` call unless it ran or was cancelled already.
+    public func cancelTimer(_ token: TimerToken) {
+        let slot = Int(token.slot)
+        guard slot >= 0, slot < timerSeqs.count, timerSeqs[slot] == token.sequence else { return }
+        freeTimerSlot(token.slot)
+        timerEntryInvalidated()
+    }
+
+    /// A slot for a new pending call with sequence number `seq`, reusing a free one.
+    @inline(__always) func takeTimerSlot(_ content: TimerSlot, seq: UInt64) -> Int32 {
+        if let free = freeTimerSlots.popLast() {
+            timerCalls[Int(free)] = content
+            timerSeqs[Int(free)] = seq
+            return free
+        }
+        timerCalls.append(content)
+        timerSeqs.append(seq)
+        return Int32(timerCalls.count - 1)
+    }
+
+    /// Empties `slot`; its heap entries become stale.
+    @inline(__always) func freeTimerSlot(_ slot: Int32) {
+        timerCalls[Int(slot)] = .free
+        timerSeqs[Int(slot)] = .max
+        freeTimerSlots.append(slot)
     }
 
     func reschedule(_ call: ReactorDelayedCall, _ delay: Duration) {
@@ -221,10 +250,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
 
     /// Frees a finished call's slot; its heap entries become stale.
     @inline(__always) func releaseTimerSlot(_ call: ReactorDelayedCall) {
-        let slot = Int(call.slot)
-        timerCalls[slot] = nil
-        timerSeqs[slot] = .max
-        freeTimerSlots.append(call.slot)
+        freeTimerSlot(call.slot)
         call.slot = -1
         call.reactor = nil
     }
@@ -254,13 +280,22 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         var ran = 0
         while let e = timers.first, e.deadline <= now, e.seq < limit {
             timers.removeFirst()
-            guard isLive(e), let call = timerCalls[Int(e.slot)], let work = call.work else {
+            guard isLive(e) else {
                 staleTimerEntries = max(0, staleTimerEntries - 1)
                 continue
             }
-            call.work = nil
-            releaseTimerSlot(call)
-            work()
+            switch timerCalls[Int(e.slot)] {
+            case .call(let call):
+                guard let work = call.work else { continue }
+                call.work = nil
+                releaseTimerSlot(call)
+                work()
+            case .target(let target):
+                freeTimerSlot(e.slot)
+                target.timerFired()
+            case .free:
+                continue
+            }
             ran += 1
             if ran & 1023 == 0 { now = monotonicNanos() }
         }
@@ -277,7 +312,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
 
     /// Forgets every pending call (shutdown, deinit): their handles become inactive.
     func dropAllTimers() {
-        for case let call? in timerCalls {
+        for case .call(let call) in timerCalls {
             call.work = nil
             call.reactor = nil
             call.slot = -1

@@ -36,6 +36,14 @@ final class ReactorDelayedCall: DelayedCall {
     }
 }
 
+/// What a timer slot holds: a ``ReactorDelayedCall`` (``EpollReactor/callLater(_:_:)``), a
+/// target (``EpollReactor/schedule(_:at:)``), or nothing.
+enum TimerSlot {
+    case free
+    case call(ReactorDelayedCall)
+    case target(any TimerTarget)
+}
+
 /// One heap slot, a plain value (no reference counting while the heap is reordered). It is
 /// live while the reactor's `timerSeqs[slot] == seq`.
 struct TimerEntry {

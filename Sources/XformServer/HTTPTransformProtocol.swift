@@ -45,6 +45,9 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
         super.init(limits: HTTPRequestLimits(maxBodyBytes: state.limits.maxRequestBytes))
     }
 
+    /// The session's armed deadline passed: close if it expired, else follow the next one.
+    public func timerFired() { deadlineReached() }
+
     public override func connectionMade() {
         super.connectionMade()
         startSession()

@@ -48,6 +48,9 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         super.init(maxLineLength: state.limits.maxLineLength)
     }
 
+    /// The session's armed deadline passed: close if it expired, else follow the next one.
+    public func timerFired() { deadlineReached() }
+
     public override func connectionMade() {
         super.connectionMade()
         startSession()

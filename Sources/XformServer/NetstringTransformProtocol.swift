@@ -45,6 +45,9 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         super.init(maxLength: state.limits.maxRequestBytes)
     }
 
+    /// The session's armed deadline passed: close if it expired, else follow the next one.
+    public func timerFired() { deadlineReached() }
+
     public override func connectionMade() {
         super.connectionMade()
         startSession()

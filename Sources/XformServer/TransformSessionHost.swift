@@ -6,7 +6,7 @@ import XformTransforms
 /// ``ConnectionSession`` and turns replies and errors into its wire format; everything else
 /// (running a request on the backend, waiting for pending replies, counting, the idle timeout,
 /// carrying out the session's actions, registration for shutdown) is written once, below.
-protocol TransformSessionHost: DrainableConnection {
+protocol TransformSessionHost: DrainableConnection, TimerTarget {
     /// How one request wants its reply framed (the form it came in).
     associatedtype ReplyStyle
 
@@ -50,7 +50,7 @@ struct SessionHostState {
     /// This connection's lifecycle.
     var session: ConnectionSession<Deferred<[UInt8]>>
     /// The timer armed for the session's next deadline, and that deadline.
-    var deadlineCall: (any DelayedCall)?
+    var timer: TimerToken?
     var armedFor: Duration?
     /// The counters of the transform used last: counting a request costs no hashing.
     var lastCounters: TransformCounters?
@@ -71,7 +71,7 @@ struct SessionHostState {
     /// the getter copied the whole session (about 200 instructions per call, callgrind).
     mutating func deadlineToArm() -> Duration? {
         guard let deadline = session.nextDeadline else { return nil }
-        if let armed = armedFor, armed <= deadline, deadlineCall != nil { return nil }
+        if let armed = armedFor, armed <= deadline, timer != nil { return nil }
         return deadline
     }
 }
@@ -105,7 +105,7 @@ extension TransformSessionHost {
     func readEnded() {
         let now = state.clock.now
         perform(host.session.readEnded(now: now, partialRequest: hasPartialRequest))
-        if host.session.deadlineMovedEarlier || host.deadlineCall == nil {
+        if host.session.deadlineMovedEarlier || host.timer == nil {
             host.session.deadlineMovedEarlier = false
             armDeadline()
         }
@@ -116,21 +116,16 @@ extension TransformSessionHost {
     /// per request).
     func armDeadline() {
         guard let deadline = host.deadlineToArm() else { return }
-        host.deadlineCall?.cancel()
+        if let armed = host.timer { state.clock.cancelTimer(armed) }
         host.armedFor = deadline
-        // Unowned(unsafe), not weak or unowned: a weak reference gives the protocol a side table
-        // (every later retain and release on the slow path: about 2,300 instructions per
-        // connection), and a checked unowned one costs an unowned retain/release pair per arming
-        // and a slow final release (about 700 per connection; callgrind). Safe: the timer is
-        // cancelled in `endSession`, before the protocol can go.
-        host.deadlineCall = state.clock.callLater(deadline - state.clock.now) { [unowned(unsafe) self] in
-            self.deadlineReached()
-        }
+        // The clock calls this protocol itself (`timerFired`): no closure, no handle object.
+        // It holds the protocol until the call runs or `endSession` cancels it.
+        host.timer = state.clock.schedule(self, at: deadline)
     }
 
     /// The timer fired: close if a deadline has passed, else follow the next one.
     func deadlineReached() {
-        host.deadlineCall = nil
+        host.timer = nil
         host.armedFor = nil
         let (expired, actions) = host.session.deadlineCheck(at: state.clock.now) { expiryNotice($0) }
         if let expired {
@@ -149,8 +144,8 @@ extension TransformSessionHost {
     /// The connection is gone: stops the timer, withdraws the work still running for it (Part
     /// 19: every pending Deferred is cancelled) and unregisters it.
     func endSession() {
-        host.deadlineCall?.cancel()
-        host.deadlineCall = nil
+        if let armed = host.timer { state.clock.cancelTimer(armed) }
+        host.timer = nil
         perform(host.session.connectionLost())
         syncPending()
         state.unregister(at: host.registryIndex, port: port)

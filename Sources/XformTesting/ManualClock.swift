@@ -16,6 +16,8 @@ public final class ManualClock: ReactorTime {
     /// Active calls, ordered by (deadline, scheduling order).
     var calls: [ManualDelayedCall] = []
     var nextSequence: UInt64 = 0
+    /// Pending ``schedule(_:at:)`` calls by token sequence number.
+    var targets: [UInt64: ManualDelayedCall] = [:]
     var advancing = false
 
     /// Creates a clock reading `start`.
@@ -32,6 +34,27 @@ public final class ManualClock: ReactorTime {
         let call = ManualDelayedCall(clock: self, deadline: now + max(delay, .zero), work: work)
         insert(call)
         return call
+    }
+
+    /// Schedules `target.timerFired()` for when the clock reaches `deadline` (ordered with the
+    /// ``callLater(_:_:)`` calls by deadline, then scheduling order).
+    ///
+    /// - Returns: the token that cancels it.
+    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+        let key = nextSequence
+        let call = ManualDelayedCall(clock: self, deadline: max(deadline, now), work: {})
+        call.work = { [unowned self, target] in
+            targets[key] = nil
+            target.timerFired()
+        }
+        targets[key] = call
+        insert(call)
+        return TimerToken(slot: 0, sequence: key)
+    }
+
+    /// Withdraws a ``schedule(_:at:)`` call unless it ran or was cancelled already.
+    public func cancelTimer(_ token: TimerToken) {
+        targets.removeValue(forKey: token.sequence)?.cancel()
     }
 
     /// The calls still due to run, soonest first (ties in scheduling order).

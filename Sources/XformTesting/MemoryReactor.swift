@@ -38,6 +38,14 @@ public final class MemoryReactor: Reactor {
         clock.callLater(delay, work)
     }
 
+    /// Schedules on ``clock`` (``ManualClock/schedule(_:at:)``).
+    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+        clock.schedule(target, at: deadline)
+    }
+
+    /// Cancels on ``clock``.
+    public func cancelTimer(_ token: TimerToken) { clock.cancelTimer(token) }
+
     /// Advances the clock, running what falls due.
     public func advance(by amount: Duration) { clock.advance(by: amount) }
 

@@ -14,6 +14,10 @@ enum TransformBench {
         func callLater(_ delay: Duration, _ work: @escaping () -> Void) -> any DelayedCall {
             fatalError("the benchmark schedules nothing")
         }
+        func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+            fatalError("the benchmark schedules nothing")
+        }
+        func cancelTimer(_ token: TimerToken) {}
     }
 
     /// Writes a line straight to fd 1, so each figure shows as soon as it is measured.

@@ -104,6 +104,33 @@ struct IOPumpTests {
     }
 }
 
+@Suite("ManualClock targets")
+struct ManualClockTargetTests {
+    final class Target: TimerTarget {
+        var fired: [Duration] = []
+        let clock: ManualClock
+        init(_ clock: ManualClock) { self.clock = clock }
+        func timerFired() { fired.append(clock.now) }
+    }
+
+    @Test("A scheduled target fires once at its deadline, in order with callLater; a cancelled one never")
+    func targetsFire() {
+        let clock = ManualClock()
+        let a = Target(clock), b = Target(clock)
+        var order: [String] = []
+        _ = clock.schedule(a, at: .seconds(2))
+        let token = clock.schedule(b, at: .seconds(1))
+        clock.callLater(.seconds(1)) { order.append("call") }
+        clock.cancelTimer(token)
+        clock.advance(by: .seconds(1))
+        #expect(a.fired.isEmpty && b.fired.isEmpty && order == ["call"])
+        clock.advance(by: .seconds(5))
+        #expect(a.fired == [.seconds(2)])
+        #expect(b.fired.isEmpty)
+        #expect(clock.pendingCalls.isEmpty)
+    }
+}
+
 @Suite("MemoryReactor")
 struct MemoryReactorTests {
     final class Factory: ServerFactory {

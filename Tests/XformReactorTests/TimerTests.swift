@@ -61,6 +61,45 @@ struct TimerTests {
         #expect(released.value == [true, true])
     }
 
+    @Test("Scheduled targets fire in deadline order with the delayed calls, cancelled ones never, and are released")
+    func targets() async {
+        final class Target: TimerTarget {
+            let name: String
+            let record: (String) -> Void
+            init(_ name: String, _ record: @escaping (String) -> Void) {
+                self.name = name
+                self.record = record
+            }
+            func timerFired() { record(name) }
+        }
+        let log = Locked<[String]>([])
+        let released = Locked<[Bool]>([])
+        let run = await withReactor { reactor in
+            let record = { (s: String) in log.update { $0.append(s) } }
+            weak var firedTarget: Target?
+            weak var cancelledTarget: Target?
+            do {
+                let late = Target("late", record)
+                let cancelled = Target("cancelled", record)
+                firedTarget = late
+                cancelledTarget = cancelled
+                _ = reactor.schedule(late, at: reactor.now + .milliseconds(20))
+                _ = reactor.schedule(Target("early", record), at: reactor.now + .milliseconds(5))
+                let token = reactor.schedule(cancelled, at: reactor.now + .milliseconds(10))
+                reactor.cancelTimer(token)
+                reactor.cancelTimer(token)  // a second cancel does nothing
+            }
+            reactor.callLater(.milliseconds(12)) { record("call") }
+            reactor.callLater(.milliseconds(40)) {
+                released.update { $0 = [firedTarget == nil, cancelledTarget == nil] }
+                reactor.stop()
+            }
+        }
+        #expect(!run.timedOut)
+        #expect(log.value == ["early", "call", "late"])
+        #expect(released.value == [true, true])
+    }
+
     @Test("A thousand delayed calls with scattered delays run in non-decreasing deadline order")
     func manyTimersOrdered() async {
         let result = Locked<(count: Int, ordered: Bool)>((0, true))
