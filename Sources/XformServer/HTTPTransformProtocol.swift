@@ -12,7 +12,7 @@ import XformTransforms
 /// `/readyz`, `/metrics` and `/transforms` answer from the server's state. Keep-alive and
 /// pipelining follow HTTP/1.x; responses go out in request order. A malformed request gets its
 /// status and `Connection: close`, then the connection closes.
-public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionHost {
+public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionHost, LimitCountedConnection {
     /// How the response to one request is framed.
     struct ReplyStyle {
         /// False: the response says `Connection: close` and the connection closes after it.
@@ -44,6 +44,14 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(limits: HTTPRequestLimits(maxBodyBytes: state.limits.maxRequestBytes))
     }
+
+    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
+    public var limitMembership: ConnectionLimit.Membership {
+        get { host.membership }
+        set { host.membership = newValue }
+    }
+
+    deinit { host.membership.end() }
 
     /// The session's armed deadline passed: close if it expired, else follow the next one.
     public func timerFired() { deadlineReached() }

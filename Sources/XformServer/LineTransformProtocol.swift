@@ -7,7 +7,7 @@ import XformTransforms
 /// person at a netcat prompt. Single-line requests `name text` with backslash escapes, block
 /// requests (`name`, dot-stuffed lines, `.`) for multi-line text, and the commands `help`,
 /// `list`, `stats` and `quit`. Every request gets an `OK` or `ERR` reply, in request order.
-public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
+public final class LineTransformProtocol: LineReceiver, TransformSessionHost, LimitCountedConnection {
     /// `true`: the reply is a block (block request); `false`: one `OK` line.
     typealias ReplyStyle = Bool
 
@@ -47,6 +47,14 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost {
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLineLength: state.limits.maxLineLength)
     }
+
+    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
+    public var limitMembership: ConnectionLimit.Membership {
+        get { host.membership }
+        set { host.membership = newValue }
+    }
+
+    deinit { host.membership.end() }
 
     /// The session's armed deadline passed: close if it expired, else follow the next one.
     public func timerFired() { deadlineReached() }

@@ -13,7 +13,7 @@ import XformTransforms
 /// The hot path (an ASCII request to a local transform with a byte fast path, nothing owed)
 /// builds the whole reply netstring in a reused scratch buffer and hands it to the transport in
 /// one write: no allocation, no `String`.
-public final class NetstringTransformProtocol: NetstringReceiver, TransformSessionHost {
+public final class NetstringTransformProtocol: NetstringReceiver, TransformSessionHost, LimitCountedConnection {
     /// `true`: the extended form (`+`/`-` replies); `false`: the original form.
     typealias ReplyStyle = Bool
 
@@ -44,6 +44,14 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLength: state.limits.maxRequestBytes)
     }
+
+    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
+    public var limitMembership: ConnectionLimit.Membership {
+        get { host.membership }
+        set { host.membership = newValue }
+    }
+
+    deinit { host.membership.end() }
 
     /// The session's armed deadline passed: close if it expired, else follow the next one.
     public func timerFired() { deadlineReached() }

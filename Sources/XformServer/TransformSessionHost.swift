@@ -61,6 +61,8 @@ struct SessionHostState {
     /// The last local transform used (a repeated request skips the registry) and its counters.
     var lastHandle: TransformHandle?
     var lastHandleCounters: TransformCounters?
+    /// This connection's place in its port's connection limit.
+    var membership = ConnectionLimit.Membership()
 
     init(configuration: SessionConfiguration) {
         session = ConnectionSession(configuration: configuration)
@@ -144,6 +146,7 @@ extension TransformSessionHost {
     /// The connection is gone: stops the timer, withdraws the work still running for it (Part
     /// 19: every pending Deferred is cancelled) and unregisters it.
     func endSession() {
+        host.membership.end()
         if let armed = host.timer { state.clock.cancelTimer(armed) }
         host.timer = nil
         perform(host.session.connectionLost())

@@ -172,6 +172,33 @@ struct ConnectionLimitTests {
         #expect(limit.openConnections == 0)
     }
 
+    @Test("A LimitCountedConnection comes back unwrapped and is counted out once, on connectionLost or when released")
+    func selfCounted() throws {
+        final class Counted: BaseProtocol, LimitCountedConnection {
+            var limitMembership = ConnectionLimit.Membership()
+            override func connectionLost(reason: ConnectionEnd) {
+                limitMembership.end()
+                limitMembership.end()  // a second end counts nothing
+                super.connectionLost(reason: reason)
+            }
+            deinit { limitMembership.end() }
+        }
+        final class CountedFactory: ServerFactory {
+            func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? { Counted() }
+        }
+        let limit = ConnectionLimit(wrapping: CountedFactory(), maxConnections: 2)
+        let built = try #require(limit.buildProtocol(peer: peer))
+        #expect(built is Counted)
+        let t = StringTransport(deliversConnectionLost: true)
+        t.connect(built)
+        var unconnected = limit.buildProtocol(peer: peer)
+        #expect(limit.openConnections == 2 && unconnected != nil)
+        t.loseConnection()
+        #expect(limit.openConnections == 1)
+        unconnected = nil
+        #expect(limit.openConnections == 0)
+    }
+
     @Test("A refusal by the wrapped factory is not counted, and start/stop are forwarded")
     func innerRefusal() {
         let inner = PlainFactory()

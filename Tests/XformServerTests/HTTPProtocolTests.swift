@@ -12,7 +12,7 @@ extension Harness {
         let t = StringTransport(deliversConnectionLost: true)
         let c = state.limited(HTTPTransformFactory(state: state), port: .http).buildProtocol(peer: t.peer)!
         t.connect(c)
-        return ((c as! CountedConnection).inner as! HTTPTransformProtocol, t)
+        return (c as! HTTPTransformProtocol, t)
     }
 }
 

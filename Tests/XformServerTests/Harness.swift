@@ -29,7 +29,7 @@ final class Harness {
         let t = StringTransport(deliversConnectionLost: true)
         let c = netstringPort.buildProtocol(peer: t.peer)!
         t.connect(c)
-        return ((c as! CountedConnection).inner as! NetstringTransformProtocol, t)
+        return (c as! NetstringTransformProtocol, t)
     }
 
     /// A line protocol connected to a fresh string transport.
@@ -37,7 +37,7 @@ final class Harness {
         let t = StringTransport(deliversConnectionLost: true)
         let c = linePort.buildProtocol(peer: t.peer)!
         t.connect(c)
-        return ((c as! CountedConnection).inner as! LineTransformProtocol, t)
+        return (c as! LineTransformProtocol, t)
     }
 }
 

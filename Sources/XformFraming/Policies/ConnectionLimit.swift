@@ -8,6 +8,7 @@ import XformCore
 /// and the port closes it. Each accepted connection's protocol is wrapped in a thin forwarding
 /// protocol that tells the limit when the connection ends, so the count goes down on
 /// ``ConnectionProtocol/connectionLost(reason:)``; the wrapped protocol sees the real transport.
+/// A ``LimitCountedConnection`` tells the limit itself and is returned unwrapped.
 public final class ConnectionLimit: ServerFactory {
     /// The factory that builds the real protocols.
     public let wrapped: any ServerFactory
@@ -61,6 +62,10 @@ public final class ConnectionLimit: ServerFactory {
             return nil
         }
         open += 1
+        if let counted = inner as? any LimitCountedConnection {
+            counted.limitMembership = Membership(limit: self)
+            return counted
+        }
         return CountedConnection(inner, limit: self)
     }
 
@@ -74,6 +79,40 @@ public final class ConnectionLimit: ServerFactory {
         open -= 1
         sharedBudget?.give()
     }
+}
+
+extension ConnectionLimit {
+    /// A connection's place in the count of the ``ConnectionLimit`` that accepted it, held by a
+    /// ``LimitCountedConnection``: ``end()`` gives the place back, once.
+    public struct Membership {
+        // Strong, as ``CountedConnection``'s: the limit holds no connection.
+        private var limit: ConnectionLimit?
+
+        /// No place in any count.
+        public init() {}
+
+        fileprivate init(limit: ConnectionLimit) { self.limit = limit }
+
+        /// The connection ended (or its protocol is going without one): the limit counts it out.
+        /// Only the first call counts.
+        public mutating func end() {
+            guard let limit else { return }
+            self.limit = nil
+            limit.connectionClosed()
+        }
+    }
+}
+
+/// A protocol that tells the ``ConnectionLimit`` counting it when its connection ends, so the
+/// limit returns it as it is instead of wrapped in a ``CountedConnection`` (an object of about
+/// 60 bytes per connection and a forwarding call per event).
+///
+/// The limit sets ``limitMembership`` when it accepts the connection; the protocol calls its
+/// ``ConnectionLimit/Membership/end()`` in `connectionLost(reason:)` and in `deinit` (a
+/// protocol dropped before its connection was made).
+public protocol LimitCountedConnection: ConnectionProtocol {
+    /// This connection's place in the limit's count.
+    var limitMembership: ConnectionLimit.Membership { get set }
 }
 
 /// A connection limit shared by several ``ConnectionLimit``s on different threads (the event
