@@ -13,16 +13,18 @@ final class TCPConnection: IOHandler, Transport {
     unowned(unsafe) let reactor: EpollReactor  // the reactor outlives everything it drives
     // Unchecked: read on every event (a checked access costs about 76 instructions, callgrind).
     @exclusivity(unchecked) var proto: (any ConnectionProtocol)?
-    /// Called after `connectionLost` (client connections tell their factory).
-    var onLost: ((ConnectionEnd) -> Void)?
+    /// The connector that made this client connection, told after `connectionLost` (nil for
+    /// accepted connections). Strong: the connector holds the connection only while connected.
+    var connector: TCPConnector?
 
     // Unchecked: appended to on every reply; a fill closure writes into it, but never re-enters.
     @exclusivity(unchecked) var out = OutputBuffer()
 
-    /// Output above which the protocol hears `writeBufferFull()`.
-    public var highWatermark: Int
+    /// Output above which the protocol hears `writeBufferFull()` (the reactor's configuration:
+    /// not copied into each connection, 16 bytes per connection).
+    var highWatermark: Int { reactor.configuration.highWatermark }
     /// Output at or below which a full buffer is reported drained.
-    public var lowWatermark: Int
+    var lowWatermark: Int { reactor.configuration.lowWatermark }
 
     /// The connection's state flags, in one value.
     struct Flags {
@@ -57,8 +59,6 @@ final class TCPConnection: IOHandler, Transport {
     init(fd: Int32, reactor: EpollReactor, peer: SocketAddress) {
         self.reactor = reactor
         self.peer = peer
-        self.highWatermark = reactor.configuration.highWatermark
-        self.lowWatermark = reactor.configuration.lowWatermark
         super.init(fd: fd)
     }
 
@@ -313,9 +313,9 @@ final class TCPConnection: IOHandler, Transport {
         let p = proto
         proto = nil
         p?.connectionLost(reason: endReason)
-        if let onLost {
-            self.onLost = nil
-            onLost(endReason)
+        if let connector {
+            self.connector = nil
+            connector.connectionEnded(endReason)
         }
     }
 

@@ -198,11 +198,14 @@ final class TCPConnector: IOHandler, Connector {
         let peer = (RawAddress.remote(of: fd) ?? current ?? RawAddress()).socketAddress
         let connection = TCPConnection(fd: fd, reactor: reactor, peer: peer)
         state = .connected(connection)
-        connection.onLost = { [self] reason in
-            state = .finished
-            factory.clientConnectionLost(self, reason: reason)
-        }
+        connection.connector = self
         connection.start(factory.buildProtocol(peer: peer))
+    }
+
+    /// The connection this made is gone (after its protocol heard `connectionLost`).
+    func connectionEnded(_ reason: ConnectionEnd) {
+        state = .finished
+        factory.clientConnectionLost(self, reason: reason)
     }
 
     func fail(_ reason: ConnectError) {

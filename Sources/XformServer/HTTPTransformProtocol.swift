@@ -29,7 +29,6 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
     static let transformPrefix = "/transform/"
 
     let state: ServerState
-    let peer: SocketAddress
     var registryIndex: Int {
         get { host.registryIndex }
         set { host.registryIndex = newValue }
@@ -37,10 +36,10 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
     var port: ServerPort { .http }
     var host: SessionHostState
 
-    /// Creates the protocol for one connection from `peer`.
+    /// Creates the protocol for one connection from `peer` (log lines read the peer from the
+    /// transport: no copy per connection).
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
-        self.peer = peer
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(limits: HTTPRequestLimits(maxBodyBytes: state.limits.maxRequestBytes))
     }

@@ -22,7 +22,6 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost, Li
     }
 
     let state: ServerState
-    let peer: SocketAddress
     var registryIndex: Int {
         get { host.registryIndex }
         set { host.registryIndex = newValue }
@@ -40,10 +39,10 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost, Li
     /// digits it starts with so far (nil once decided).
     @exclusivity(unchecked) var netstringProbe: Int? = 0
 
-    /// Creates the protocol for one connection from `peer`.
+    /// Creates the protocol for one connection from `peer` (log lines read the peer from the
+    /// transport: no copy per connection).
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
-        self.peer = peer
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLineLength: state.limits.maxLineLength)
     }

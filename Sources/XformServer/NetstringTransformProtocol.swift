@@ -18,7 +18,6 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     typealias ReplyStyle = Bool
 
     let state: ServerState
-    let peer: SocketAddress
     var registryIndex: Int {
         get { host.registryIndex }
         set { host.registryIndex = newValue }
@@ -37,10 +36,10 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     /// Unchecked: tested on every read (a checked access costs about 76 instructions, callgrind).
     @exclusivity(unchecked) var peekedPrefix: [UInt8]?
 
-    /// Creates the protocol for one connection from `peer`.
+    /// Creates the protocol for one connection from `peer` (log lines read the peer from the
+    /// transport: no copy per connection).
     public init(state: ServerState, peer: SocketAddress) {
         self.state = state
-        self.peer = peer
         self.host = SessionHostState(configuration: state.sessionConfiguration)
         super.init(maxLength: state.limits.maxRequestBytes)
     }

@@ -16,8 +16,6 @@ protocol TransformSessionHost: DrainableConnection, TimerTarget {
     var host: SessionHostState { get set }
     /// The port, for counters and log tags.
     var port: ServerPort { get }
-    /// The peer, for log lines.
-    var peer: SocketAddress { get }
     /// The transport, while connected.
     var transport: (any Transport)? { get }
 
@@ -51,7 +49,7 @@ struct SessionHostState {
     var session: ConnectionSession<Deferred<[UInt8]>>
     /// The timer armed for the session's next deadline, and that deadline.
     var timer: TimerToken?
-    var armedFor: Duration?
+    var armedFor: Duration = .zero  // meaningful while `timer` is set
     /// The counters of the transform used last: counting a request costs no hashing.
     var lastCounters: TransformCounters?
     /// This connection's place in ``ServerState``'s list of open connections (-1: none).
@@ -73,7 +71,7 @@ struct SessionHostState {
     /// the getter copied the whole session (about 200 instructions per call, callgrind).
     mutating func deadlineToArm() -> Duration? {
         guard let deadline = session.nextDeadline else { return nil }
-        if let armed = armedFor, armed <= deadline, timer != nil { return nil }
+        if timer != nil, armedFor <= deadline { return nil }
         return deadline
     }
 }
@@ -128,7 +126,6 @@ extension TransformSessionHost {
     /// The timer fired: close if a deadline has passed, else follow the next one.
     func deadlineReached() {
         host.timer = nil
-        host.armedFor = nil
         let (expired, actions) = host.session.deadlineCheck(at: state.clock.now) { expiryNotice($0) }
         if let expired {
             switch expired {
@@ -189,6 +186,10 @@ extension TransformSessionHost {
     func drainJustAccepted() {
         perform(host.session.shutdown(now: state.clock.now, justAccepted: true))
     }
+
+    /// The peer, for log lines: the transport's (a copy in each protocol would cost 24 bytes per
+    /// connection), `?:0` once the connection is gone.
+    var peer: SocketAddress { transport?.peer ?? SocketAddress(host: "?", port: 0) }
 
     // MARK: Actions
 
