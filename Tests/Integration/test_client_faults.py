@@ -211,6 +211,7 @@ def test_call_retries_until_the_server_starts_within_the_backoff_window(tmp_path
         # On a loaded machine the retries may outlast a second: then, and only then, the one
         # "server not answering" notice of issue 11 appears.
         assert err in (b"", "xform: server not answering, retrying\u2026 (-v shows each attempt)\n".encode()), err
+        server.wait_for(lambda: len(server.requests) >= 1, 10, "the requests lines")  # its output is read by a thread
         assert server.requests == ["!upper.hello"]
     finally:
         if client.poll() is None:
@@ -238,6 +239,7 @@ def test_requests_in_flight_when_the_server_is_killed_complete_through_a_restart
         assert status == 0, err
         assert out == b"TEXT 0;TEXT 1;TEXT 2;TEXT 3;TEXT 4;"
         # Every request was sent again exactly once: none lost, none answered twice.
+        second.wait_for(lambda: len(second.requests) >= 5, 10, "the requests lines")  # its output is read by a thread
         assert sorted(second.requests) == sorted("!upper.text %d;" % i for i in range(5))
     finally:
         if client.poll() is None:
@@ -254,6 +256,7 @@ def test_a_malformed_reply_is_a_protocol_error_not_retried():
     try:
         r = xform("-p", str(server.port), "upper", input=b"abc")
         assert r.returncode == 76
+        server.wait_for(lambda: len(server.requests) >= 1, 10, "the requests lines")  # its output is read by a thread
         assert server.requests == ["!upper.abc"]
     finally:
         server.kill()
@@ -274,6 +277,7 @@ def test_a_close_in_the_middle_of_a_reply_is_a_lost_connection_retried_as_transi
     try:
         r = xform("-p", str(server.port), "upper", input=b"abcdefgh")
         assert (r.returncode, r.stdout) == (0, b"ABCDEFGH")
+        server.wait_for(lambda: len(server.requests) >= 2, 10, "the requests lines")  # its output is read by a thread
         assert len(server.requests) == 2
     finally:
         server.kill()
@@ -294,6 +298,7 @@ def test_an_unknown_transform_fails_at_once_after_exactly_one_request():
         assert r.returncode == 65
         assert r.stdout == b""
         assert r.stderr == b"xform: unknown transform 'nosuch' (see 'xform --list')\n"
+        server.wait_for(lambda: len(server.requests) >= 1, 10, "the requests lines")  # its output is read by a thread
         assert server.requests == ["!nosuch.x"]
         assert time.monotonic() - start < 5
     finally:
@@ -307,7 +312,9 @@ def test_an_original_protocol_server_is_detected_and_spoken_to_in_the_original_f
         assert (r.returncode, r.stdout, r.stderr) == (0, b"here is my poem", b"")
         # Issue 11: the ?limits asked first is what the two fresh connections closed without a
         # reply answer; the transform then goes out in the original form only.
+        server.wait_for(lambda: len(server.queries) >= 2, 10, "the queries lines")  # its output is read by a thread
         assert server.queries == ["?limits"] * 2
+        server.wait_for(lambda: len(server.requests) >= 1, 10, "the requests lines")  # its output is read by a thread
         assert server.requests == ["cummingsify.HERE IS MY POEM"]
         bad = xform("-p", str(server.port), "nosuch", input=b"x")
         assert bad.returncode == 76
