@@ -26,24 +26,32 @@ final class TCPConnection: IOHandler, Transport {
     /// Output at or below which a full buffer is reported drained.
     var lowWatermark: Int { reactor.configuration.lowWatermark }
 
-    /// The connection's state flags, in one value.
+    /// The connection's state flags, in one 16-bit value (twelve separate `Bool`s took 12 bytes
+    /// and pushed every connection into a larger allocation size).
     struct Flags {
-        var closed = false
-        var lostDelivered = false
-        var pausedByProtocol = false
-        var readEOF = false
-        var writeShutdownRequested = false
-        var writeShut = false
-        var aboveHighWatermark = false
-        var waitingForWritable = false
+        private var bits: UInt16 = 0
+
+        @inline(__always) private func has(_ bit: UInt16) -> Bool { bits & bit != 0 }
+        @inline(__always) private mutating func put(_ bit: UInt16, _ on: Bool) {
+            bits = on ? bits | bit : bits & ~bit
+        }
+
+        var closed: Bool { get { has(1 << 0) } set { put(1 << 0, newValue) } }
+        var lostDelivered: Bool { get { has(1 << 1) } set { put(1 << 1, newValue) } }
+        var pausedByProtocol: Bool { get { has(1 << 2) } set { put(1 << 2, newValue) } }
+        var readEOF: Bool { get { has(1 << 3) } set { put(1 << 3, newValue) } }
+        var writeShutdownRequested: Bool { get { has(1 << 4) } set { put(1 << 4, newValue) } }
+        var writeShut: Bool { get { has(1 << 5) } set { put(1 << 5, newValue) } }
+        var aboveHighWatermark: Bool { get { has(1 << 6) } set { put(1 << 6, newValue) } }
+        var waitingForWritable: Bool { get { has(1 << 7) } set { put(1 << 7, newValue) } }
         /// True while this connection is in the reactor's dirty list.
-        var queued = false
+        var queued: Bool { get { has(1 << 8) } set { put(1 << 8, newValue) } }
         /// The epoll interest is to be recomputed in ``service()``.
-        var interestStale = false
+        var interestStale: Bool { get { has(1 << 9) } set { put(1 << 9, newValue) } }
         /// ``loseConnection()`` or ``abortConnection()`` was called.
-        var disconnecting = false
+        var disconnecting: Bool { get { has(1 << 10) } set { put(1 << 10, newValue) } }
         /// The last read filled its buffer: ask the protocol for room to read straight into.
-        var streaming = false
+        var streaming: Bool { get { has(1 << 11) } set { put(1 << 11, newValue) } }
     }
 
     // Unchecked (as `proto` and `out`): read and written a dozen times per request, and a
@@ -53,12 +61,15 @@ final class TCPConnection: IOHandler, Transport {
 
     /// True once ``loseConnection()`` or ``abortConnection()`` was called.
     public var disconnecting: Bool { f.disconnecting }
-    /// The remote endpoint.
-    public let peer: SocketAddress
+    /// The remote endpoint, asked of the kernel (not kept: 24 bytes per connection for a value
+    /// only log lines read). `?:0` once the connection is closed.
+    public var peer: SocketAddress {
+        guard !f.closed, let p = RawAddress.remote(of: fd)?.socketAddress else { return SocketAddress(host: "?", port: 0) }
+        return p
+    }
 
-    init(fd: Int32, reactor: EpollReactor, peer: SocketAddress) {
+    init(fd: Int32, reactor: EpollReactor) {
         self.reactor = reactor
-        self.peer = peer
         super.init(fd: fd)
     }
 

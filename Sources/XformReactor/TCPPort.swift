@@ -66,7 +66,7 @@ final class TCPPort: IOHandler, ListeningPort {
                 closeFD(cfd)
                 continue
             }
-            TCPConnection(fd: cfd, reactor: reactor, peer: peer).start(proto)
+            TCPConnection(fd: cfd, reactor: reactor).start(proto)
         }
     }
 
@@ -196,7 +196,7 @@ final class TCPConnector: IOHandler, Connector {
         timer?.cancel()
         timer = nil
         let peer = (RawAddress.remote(of: fd) ?? current ?? RawAddress()).socketAddress
-        let connection = TCPConnection(fd: fd, reactor: reactor, peer: peer)
+        let connection = TCPConnection(fd: fd, reactor: reactor)
         state = .connected(connection)
         connection.connector = self
         connection.start(factory.buildProtocol(peer: peer))
