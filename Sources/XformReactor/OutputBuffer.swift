@@ -5,11 +5,62 @@ import Glibc
 /// Raw memory rather than `[UInt8]`: appending is a `memcpy` with no reference counting or
 /// uniqueness checks, and consuming moves an index (the space is reused once the queue drains).
 /// Owned by one connection, on the reactor thread; ``deallocate()`` must be called once.
+///
+/// While its connection handles its own event, an empty buffer with no memory borrows the
+/// reactor's shared write space (``borrow(_:)``): a reply that `send(2)` takes whole never
+/// needs memory of the connection's own, so an idle connection holds none (a kept 1 KiB buffer
+/// was two thirds of a used keep-alive connection's memory). ``returnBorrowed()`` copies what
+/// is left unsent into memory of its own.
 struct OutputBuffer {
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
     private var start = 0
     private var end = 0
+    /// `base` is the reactor's shared space, not ours to free.
+    private var borrowed = false
+
+    /// True when the buffer holds memory of its own.
+    var ownsMemory: Bool { base != nil && !borrowed }
+
+    /// Writes go to `space` (empty, not shared with anyone else) until ``returnBorrowed()``;
+    /// does nothing when the buffer has memory already.
+    @inline(__always) mutating func borrow(_ space: UnsafeMutableRawBufferPointer) {
+        guard base == nil else { return }
+        base = space.baseAddress
+        capacity = space.count
+        borrowed = true
+    }
+
+    /// Gives the shared space back: bytes still unsent move to memory of the buffer's own.
+    @inline(__always) mutating func returnBorrowed() {
+        if borrowed { keepUnsent() }
+    }
+
+    /// The slow part of ``returnBorrowed()``: detach, copying what was not sent.
+    private mutating func keepUnsent() {
+        let live = end - start
+        guard live > 0 else {
+            detach()
+            return
+        }
+        var size = 1024
+        while size < live { size *= 2 }
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        memcpy(fresh, base! + start, live)
+        base = fresh
+        capacity = size
+        start = 0
+        end = live
+        borrowed = false
+    }
+
+    private mutating func detach() {
+        base = nil
+        capacity = 0
+        start = 0
+        end = 0
+        borrowed = false
+    }
 
     /// Bytes queued.
     var count: Int { end - start }
@@ -43,8 +94,13 @@ struct OutputBuffer {
         if start == end {
             start = 0
             end = 0
-            // Give back a buffer a burst made huge; keep the usual few KiB for the next reply.
-            if capacity > 1 << 20 { freeStorage() }
+            // Give back borrowed space at once, and a buffer a burst made huge; keep the usual
+            // few KiB of our own for the next reply.
+            if borrowed {
+                detach()
+            } else if capacity > 1 << 20 {
+                freeStorage()
+            }
         }
     }
 
@@ -52,7 +108,8 @@ struct OutputBuffer {
     mutating func deallocate() { freeStorage() }
 
     private mutating func freeStorage() {
-        base?.deallocate()
+        if !borrowed { base?.deallocate() }
+        borrowed = false
         base = nil
         capacity = 0
         start = 0
@@ -68,11 +125,13 @@ struct OutputBuffer {
             // The first buffer is under glibc's per-thread cache limit (1,032 bytes): a 4 KiB one
             // took malloc's and free's slow paths, about 500 instructions per connection
             // (callgrind, connect per request); replies of a few dozen bytes are the usual case.
-            var newCapacity = max(capacity * 2, 1024)
+            // Outgrowing borrowed space: memory of our own, sized for what is needed.
+            var newCapacity = borrowed ? 1024 : max(capacity * 2, 1024)
             while newCapacity < live + n { newCapacity *= 2 }
             let fresh = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
             if live > 0 { memcpy(fresh, base! + start, live) }
-            base?.deallocate()
+            if !borrowed { base?.deallocate() }
+            borrowed = false
             base = fresh
             capacity = newCapacity
         }

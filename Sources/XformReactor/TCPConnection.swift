@@ -191,9 +191,20 @@ final class TCPConnection: IOHandler, Transport {
         // what the reactor's dirty sweep would, without the list append and sweep per request.
         let wasQueued = f.queued
         f.queued = true
+        // An empty output buffer writes into the reactor's shared space for this event; what
+        // `service()` could not send moves to memory of its own afterwards.
+        let borrowing = !reactor.writeSpaceLent && !out.ownsMemory
+        if borrowing {
+            reactor.writeSpaceLent = true
+            out.borrow(reactor.writeSpace)
+        }
         dispatch(events)
         if !wasQueued { f.queued = false }
         service()
+        if borrowing {
+            out.returnBorrowed()
+            reactor.writeSpaceLent = false
+        }
     }
 
     private func dispatch(_ events: UInt32) {
