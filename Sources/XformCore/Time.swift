@@ -6,6 +6,10 @@ public protocol ReactorTime: AnyObject {
     /// Monotonic time since an arbitrary origin.
     var now: Duration { get }
 
+    /// ``now`` in nanoseconds: the scale a connection's session keeps its times on and
+    /// ``schedule(_:atNanoseconds:)`` takes (64-bit arithmetic, where a `Duration` is 128-bit).
+    var nowNanoseconds: Int64 { get }
+
     /// Runs `work` on the reactor thread after `delay` (at once-ish if `delay` is zero or less).
     /// Calls due at the same instant run in the order they were scheduled.
     ///
@@ -13,32 +17,49 @@ public protocol ReactorTime: AnyObject {
     @discardableResult
     func callLater(_ delay: Duration, _ work: @escaping () -> Void) -> any DelayedCall
 
-    /// Calls `target`'s ``TimerTarget/timerFired()`` on the reactor thread once `deadline` (on
-    /// the ``now`` scale) has passed. The lean form of ``callLater(_:_:)`` for one timer per
+    /// Calls `target`'s ``TimerTarget/timerFired()`` on the reactor thread once `deadline` (in
+    /// nanoseconds, on the ``nowNanoseconds`` scale) has passed. The lean form of ``callLater(_:_:)`` for one timer per
     /// connection (an idle timeout): no closure and no handle object, so an idle connection
     /// holds no timer memory beyond the returned token. The clock holds `target` strongly
     /// until the call runs or is cancelled.
     ///
     /// - Returns: the token that cancels the call (``cancelTimer(_:)``).
-    func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken
+    func schedule(_ target: any TimerTarget, atNanoseconds deadline: Int64) -> TimerToken
 
-    /// Withdraws a call made with ``schedule(_:at:)``; does nothing once it ran or was cancelled.
+    /// Withdraws a call made with ``schedule(_:atNanoseconds:)``; does nothing once it ran, was
+    /// cancelled, or for ``TimerToken/none``.
     func cancelTimer(_ token: TimerToken)
 }
 
-/// What a ``ReactorTime/schedule(_:at:)`` call runs: usually a connection's protocol.
+extension ReactorTime {
+    /// ``now`` converted (clocks that keep a `Duration`: the manual clock of tests).
+    public var nowNanoseconds: Int64 {
+        let c = now.components
+        return c.seconds &* 1_000_000_000 &+ c.attoseconds / 1_000_000_000
+    }
+}
+
+/// What a ``ReactorTime/schedule(_:atNanoseconds:)`` call runs: usually a connection's protocol.
 public protocol TimerTarget: AnyObject {
     /// The scheduled deadline passed.
     func timerFired()
 }
 
-/// A pending ``ReactorTime/schedule(_:at:)`` call: a plain value naming the clock's slot and
-/// the call's sequence number, stale (and harmless to cancel) once the call ran.
+/// A pending ``ReactorTime/schedule(_:atNanoseconds:)`` call: a plain value naming the clock's
+/// slot and the call's sequence number, stale (and harmless to cancel) once the call ran.
+///
+/// 12 bytes (the sequence first): a 32-bit field declared after a token fills its last word.
 public struct TimerToken: Equatable, Sendable {
-    /// The clock's slot for the call.
-    public let slot: Int32
     /// The call's sequence number: the slot holds this call while it carries the same one.
     public let sequence: UInt64
+    /// The clock's slot for the call.
+    public let slot: Int32
+
+    /// No call: what a holder keeps while nothing is scheduled (an optional costs a word more).
+    public static let none = TimerToken(slot: -1, sequence: .max)
+
+    /// True unless this is ``none``.
+    public var isSet: Bool { slot >= 0 }
 
     /// A token for the call in `slot` with sequence number `sequence` (for clock implementations).
     public init(slot: Int32, sequence: UInt64) {

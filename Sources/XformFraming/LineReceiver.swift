@@ -20,8 +20,9 @@ import XformCore
 /// unterminated last line is delivered too when ``deliversUnterminatedLastLine`` is set (the
 /// default: `echo -n "upper hi" | nc` works), and then ``inputEnded()`` is called.
 open class LineReceiver: BackpressuredReceiver {
-    /// The longest line accepted, in bytes, without its terminator (Twisted's `MAX_LENGTH`).
-    public let maxLineLength: Int
+    /// The longest line accepted, in bytes, without its terminator (Twisted's `MAX_LENGTH`):
+    /// the parser's, not a copy (8 bytes per connection).
+    public var maxLineLength: Int { engine.parser.maxLength }
     /// While delivery is paused, buffering more than this many bytes pauses reading.
     public var backlogLimit: Int { engine.backlogLimit }
     /// Whether a last line without `\n` is delivered at EOF (true) or dropped (false).
@@ -31,7 +32,6 @@ open class LineReceiver: BackpressuredReceiver {
     /// Creates a receiver accepting lines up to `maxLineLength` bytes (16,384 by default).
     /// `backlogLimit` defaults to one maximum line plus 64 KiB.
     public init(maxLineLength: Int = defaultMaxLineLength, backlogLimit: Int? = nil) {
-        self.maxLineLength = maxLineLength
         engine = ReceiveEngine(
             parser: LineParser(maxLength: maxLineLength),
             backlogLimit: backlogLimit ?? (maxLineLength + 65_536))

@@ -47,11 +47,13 @@ private let zero = UInt8(ascii: "0")
 /// The netstring state machine: `(0|[1-9][0-9]*):` then the payload then `,`.
 struct NetstringParser: InPlaceFrameParser {
     let maxLength: Int
-    /// How many decimal digits `maxLength` has: a longer prefix is refused unread.
-    let maxDigits: Int
     /// The length read so far, or the whole length once `inPayload` is set.
     private var length = 0
-    private var digits = 0
+    // The small fields in bytes, together: the parser lives in every connection (memory per
+    // idle connection, issue 8).
+    /// How many decimal digits `maxLength` has (at most 18): a longer prefix is refused unread.
+    let maxDigits: UInt8
+    private var digits: UInt8 = 0
     private var inPayload = false
 
     init(maxLength: Int) {
@@ -65,7 +67,7 @@ struct NetstringParser: InPlaceFrameParser {
             m /= 10
             d += 1
         }
-        self.maxDigits = d
+        self.maxDigits = UInt8(d)
     }
 
     var isMidFrame: Bool { inPayload || digits > 0 }
@@ -83,11 +85,12 @@ struct NetstringParser: InPlaceFrameParser {
         let end = input.count
         if !inPayload {
             var value = length
-            var n = digits
+            var n = Int(digits)
+            let maxDigits = Int(maxDigits)
             while true {
                 if i == end {
                     length = value
-                    digits = n
+                    digits = UInt8(truncatingIfNeeded: n)
                     return .needMore(keepFrom: end)
                 }
                 let b = input[i]

@@ -19,8 +19,9 @@ import XformCore
 /// delivered (after any pause), and then ``inputEnded()`` is called; a partial netstring left at
 /// EOF is a ``framingError(_:)`` with ``NetstringError/incompleteFrame(buffered:)`` instead.
 open class NetstringReceiver: BackpressuredReceiver {
-    /// The largest payload accepted, in bytes (Twisted's `MAX_LENGTH`).
-    public let maxLength: Int
+    /// The largest payload accepted, in bytes (Twisted's `MAX_LENGTH`): the parser's, not a
+    /// copy (8 bytes per connection).
+    public var maxLength: Int { engine.parser.maxLength }
     /// While delivery is paused, buffering more than this many bytes pauses reading.
     public var backlogLimit: Int { engine.backlogLimit }
 
@@ -29,7 +30,6 @@ open class NetstringReceiver: BackpressuredReceiver {
     /// Creates a receiver accepting payloads up to `maxLength` bytes (99,999 by default).
     /// `backlogLimit` defaults to one maximum netstring plus 64 KiB.
     public init(maxLength: Int = defaultNetstringMaxLength, backlogLimit: Int? = nil) {
-        self.maxLength = maxLength
         engine = ReceiveEngine(
             parser: NetstringParser(maxLength: maxLength),
             backlogLimit: backlogLimit ?? (maxLength + 65_536))

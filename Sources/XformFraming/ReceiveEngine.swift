@@ -32,11 +32,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     /// Everything the engine keeps, read and written about ten times per read.
     private struct State {
         var parser: Parser
-        /// Bytes kept between reads, read from `readIndex`.
-        var buffer = ReceiveBuffer()
-        /// Input that arrived while a delivery was running.
-        var reentrant: [UInt8] = []
-        var readIndex = 0
+        // The flags right after the parser: they fill its last word (memory per connection).
         var busy = false
         var paused = false
         /// Stopped for good: a framing error or the connection was lost.
@@ -44,6 +40,11 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         var eof = false
         var endDelivered = false
         var overLimit = false
+        /// Bytes kept between reads, read from `readIndex`.
+        var buffer = ReceiveBuffer()
+        /// Input that arrived while a delivery was running.
+        var reentrant: [UInt8] = []
+        var readIndex = 0
     }
 
     // Unchecked: a checked class property costs a swift_beginAccess (about 76 instructions,
@@ -52,6 +53,8 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     // reference, not a copy of the bytes), so even a nested mutation would copy, not corrupt.
     @exclusivity(unchecked) private var st: State
 
+    /// The parser's settings and state (a copy).
+    var parser: Parser { st.parser }
     /// True while delivery is paused.
     var paused: Bool { st.paused }
     /// True once stopped for good.

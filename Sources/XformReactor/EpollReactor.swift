@@ -7,10 +7,14 @@ import XformCore
 /// waker or a signalfd. Dispatch is by class method, keyed by a token that carries the fd and a
 /// generation, so an event for a closed fd is never delivered to a newer owner of that number.
 class IOHandler {
+    // The two 32-bit fields first: no padding before the token (memory per connection).
     @exclusivity(unchecked) var fd: Int32
-    @exclusivity(unchecked) var token: UInt64 = 0
     @exclusivity(unchecked) var interest: UInt32 = 0
-    @exclusivity(unchecked) var registered = false
+    @exclusivity(unchecked) var token: UInt64 = 0
+
+    /// True while registered with the reactor: the token is never 0 then (generations start at
+    /// 1). Not a stored flag: it would push a connection into a larger allocation size.
+    var registered: Bool { token != 0 }
 
     init(fd: Int32) { self.fd = fd }
 
@@ -164,7 +168,6 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         }
         handlers[index] = h
         h.interest = events
-        h.registered = true
     }
 
     func modify(_ h: IOHandler, events: UInt32) {
@@ -182,13 +185,16 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         if !closing { _ = cxf_epoll_ctl(epfd, CXF_EPOLL_CTL_DEL, h.fd, 0, 0) }
         let index = Int(h.fd)
         if index < handlers.count, handlers[index] === h { handlers[index] = nil }
-        h.registered = false
+        h.token = 0
     }
 
     // MARK: Time
 
     /// Monotonic time (`CLOCK_MONOTONIC`) since an arbitrary origin.
     public var now: Duration { .nanoseconds(monotonicNanos()) }
+
+    /// Monotonic time in nanoseconds, as read from the kernel.
+    public var nowNanoseconds: Int64 { monotonicNanos() }
 
     /// Runs `work` on the reactor thread after `delay`. Calls due at the same instant run in the
     /// order they were scheduled; a call scheduled while timers run waits for the next iteration.
@@ -209,8 +215,8 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// Calls `target.timerFired()` once `deadline` has passed: a heap entry and a slot, no
     /// allocation (a ``callLater(_:_:)`` costs a handle and a closure, about 110 bytes for as
     /// long as it is pending: most of an idle connection's timer memory, massif).
-    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
-        let nanos = deadline.clampedNanoseconds
+    public func schedule(_ target: any TimerTarget, atNanoseconds deadline: Int64) -> TimerToken {
+        let nanos = max(deadline, 0)
         let seq = nextTimerSeq
         nextTimerSeq &+= 1
         let slot = takeTimerSlot(.target(target), seq: seq)
@@ -218,7 +224,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         return TimerToken(slot: slot, sequence: seq)
     }
 
-    /// Withdraws a ``schedule(_:at:)`` call unless it ran or was cancelled already.
+    /// Withdraws a ``schedule(_:atNanoseconds:)`` call unless it ran or was cancelled already.
     public func cancelTimer(_ token: TimerToken) {
         let slot = Int(token.slot)
         guard slot >= 0, slot < timerSeqs.count, timerSeqs[slot] == token.sequence else { return }

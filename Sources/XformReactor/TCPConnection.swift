@@ -52,12 +52,27 @@ final class TCPConnection: IOHandler, Transport {
         var disconnecting: Bool { get { has(1 << 10) } set { put(1 << 10, newValue) } }
         /// The last read filled its buffer: ask the protocol for room to read straight into.
         var streaming: Bool { get { has(1 << 11) } set { put(1 << 11, newValue) } }
+        /// The connection was lost rather than closed cleanly (``ConnectionEnd/lost(errno:)``).
+        var endedLost: Bool { get { has(1 << 12) } set { put(1 << 12, newValue) } }
     }
 
     // Unchecked (as `proto` and `out`): read and written a dozen times per request, and a
     // checked access costs about 76 instructions (callgrind). Plain Bools; no access spans a call.
     @exclusivity(unchecked) var f = Flags()
-    var endReason: ConnectionEnd = .done
+    /// With `f.endedLost`: how the connection ended. An errno and a bit rather than a stored
+    /// ``ConnectionEnd`` (5 bytes that pushed the object past a 112-byte allocation).
+    var endErrno: Int32 = 0
+    var endReason: ConnectionEnd {
+        get { f.endedLost ? .lost(errno: endErrno) : .done }
+        set {
+            switch newValue {
+            case .done: f.endedLost = false
+            case .lost(let e):
+                f.endedLost = true
+                endErrno = e
+            }
+        }
+    }
 
     /// True once ``loseConnection()`` or ``abortConnection()`` was called.
     public var disconnecting: Bool { f.disconnecting }

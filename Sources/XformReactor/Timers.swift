@@ -37,7 +37,7 @@ final class ReactorDelayedCall: DelayedCall {
 }
 
 /// What a timer slot holds: a ``ReactorDelayedCall`` (``EpollReactor/callLater(_:_:)``), a
-/// target (``EpollReactor/schedule(_:at:)``), or nothing.
+/// target (``EpollReactor/schedule(_:atNanoseconds:)``), or nothing.
 enum TimerSlot {
     case free
     case call(ReactorDelayedCall)

@@ -70,13 +70,27 @@ final class SessionConfiguration: Sendable {
     /// Delivery pauses while this many bytes are pending: inputs of the replies being
     /// computed and replies queued behind them.
     let maxPendingBytes: Int
+    /// The two timeouts in nanoseconds, the scale the session keeps its times on (nil: never).
+    let idleNanos: Int64?
+    let requestNanos: Int64?
 
     init(maxPendingRequests: Int, idleTimeout: Duration? = nil, requestTimeout: Duration? = nil, maxPendingBytes: Int = .max) {
         self.maxPendingRequests = maxPendingRequests
         self.idleTimeout = idleTimeout
         self.requestTimeout = requestTimeout
         self.maxPendingBytes = maxPendingBytes
+        idleNanos = idleTimeout.map(sessionNanoseconds)
+        requestNanos = requestTimeout.map(sessionNanoseconds)
     }
+}
+
+/// `d` in nanoseconds, clamped to 0 ... 2^62 (a timeout that long never fires, and adding it to a
+/// moment cannot overflow).
+func sessionNanoseconds(_ d: Duration) -> Int64 {
+    let c = d.components
+    if c.seconds < 0 || (c.seconds == 0 && c.attoseconds <= 0) { return 0 }
+    if c.seconds >= (1 << 62) / 1_000_000_000 { return 1 << 62 }
+    return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
 }
 
 struct ConnectionSession<Waiter> {
@@ -110,13 +124,14 @@ struct ConnectionSession<Waiter> {
         case close
     }
 
+    // Times are nanoseconds on the clock's `nowNanoseconds` scale, in 64 bits: five `Duration`s
+    // (16 bytes each, 24 as optionals) were a fifth of an idle connection's memory (issue 8).
+    // Fields are ordered so that the 32-bit count and the flags share one word.
     let configuration: Configuration
     /// Replies owed, oldest first; empty whenever replies go straight out (the hot path).
     private(set) var slots: [Slot] = []
     /// How many slots were sent and removed: a ticket is `removed + index`.
     private var removed = 0
-    /// Replies being computed.
-    private(set) var waitingCount = 0
     /// Bytes of ready replies queued behind one still being computed.
     private(set) var queuedBytes = 0
     /// Input bytes of the replies being computed.
@@ -126,12 +141,17 @@ struct ConnectionSession<Waiter> {
     var pendingBytes: Int { awaitedBytes + queuedBytes }
     /// When the idle period started: the connection's start, the last complete request, or the
     /// last owed reply sent.
-    private(set) var quietSince: Duration
-    /// When the first byte of the request still incomplete arrived, if one is.
-    private(set) var requestStartedAt: Duration?
+    private(set) var quietSince: Int64
+    /// When the first byte of the request still incomplete arrived (``never``: none is).
+    private var requestStartedAt = never
     /// Shut down before anything was read: the first read is still answered (`shutting_down`)
-    /// if it comes before this moment.
-    private(set) var drainGraceUntil: Duration?
+    /// if it comes before this moment (``never``: not so).
+    private var drainGraceUntil = never
+    /// The time of the last completion, for the idle period after owed replies.
+    private var lastEventTime: Int64 = 0
+    /// Replies being computed (at most ``Configuration/maxPendingRequests``, an `Int32` in
+    /// practice: 32 bits share a word with the flags).
+    private(set) var waitingCount: Int32 = 0
 
     // The flags, together: no padding between them (memory per connection).
     /// False once no more requests are taken (an error or `quit` closes after the owed replies).
@@ -158,35 +178,42 @@ struct ConnectionSession<Waiter> {
     /// deadline started): the protocol re-arms. Deadlines that move later need nothing.
     var deadlineMovedEarlier = false
 
-    /// How long a connection accepted during shutdown may take to send its first request.
-    static var drainGrace: Duration { .seconds(1) }
+    /// The "no such moment" value of the optional times.
+    static var never: Int64 { .max }
 
-    init(configuration: Configuration, now: Duration = .zero) {
+    /// How long a connection accepted during shutdown may take to send its first request: 1 s.
+    static var drainGraceNanos: Int64 { 1_000_000_000 }
+
+    init(configuration: Configuration, now: Int64 = 0) {
         self.configuration = configuration
         self.quietSince = now
     }
 
     /// The earliest moment a deadline may close the connection, if any applies now.
-    var nextDeadline: Duration? {
+    var nextDeadline: Int64? {
         guard !finished else { return nil }
-        var deadline: Duration?
-        if let idle = configuration.idleTimeout, slots.isEmpty { deadline = quietSince + idle }
-        if let limit = configuration.requestTimeout, let started = requestStartedAt {
-            let d = started + limit
-            deadline = deadline.map { min($0, d) } ?? d
+        var deadline = drainGraceUntil
+        if let idle = configuration.idleNanos, slots.isEmpty { deadline = min(deadline, quietSince &+ idle) }
+        if let limit = configuration.requestNanos, requestStartedAt != Self.never {
+            deadline = min(deadline, requestStartedAt &+ limit)
         }
-        if let grace = drainGraceUntil { deadline = deadline.map { min($0, grace) } ?? grace }
-        return deadline
+        return deadline == Self.never ? nil : deadline
     }
 
     /// Which deadline has passed at `now`, if one has.
-    func expiry(at now: Duration) -> Expiry? {
+    func expiry(at now: Int64) -> Expiry? {
         guard !finished else { return nil }
-        if let grace = drainGraceUntil, now >= grace { return .drainGrace }
-        if let limit = configuration.requestTimeout, let started = requestStartedAt, now >= started + limit {
-            return .request(limit)
+        if drainGraceUntil != Self.never, now >= drainGraceUntil { return .drainGrace }
+        if let limit = configuration.requestNanos, let timeout = configuration.requestTimeout,
+            requestStartedAt != Self.never, now >= requestStartedAt &+ limit
+        {
+            return .request(timeout)
         }
-        if let idle = configuration.idleTimeout, slots.isEmpty, now >= quietSince + idle { return .idle(idle) }
+        if let idle = configuration.idleNanos, let timeout = configuration.idleTimeout, slots.isEmpty,
+            now >= quietSince &+ idle
+        {
+            return .idle(timeout)
+        }
         return nil
     }
 
@@ -251,7 +278,7 @@ struct ConnectionSession<Waiter> {
     /// Pauses delivery at a limit, resumes it below all of them.
     private mutating func updateDelivery(_ actions: inout SessionActions<Waiter>) {
         let over =
-            waitingCount >= configuration.maxPendingRequests || pendingBytes >= configuration.maxPendingBytes
+            Int(waitingCount) >= configuration.maxPendingRequests || pendingBytes >= configuration.maxPendingBytes
             || throttled
         if over, !deliveryPaused {
             deliveryPaused = true
@@ -262,11 +289,8 @@ struct ConnectionSession<Waiter> {
         }
     }
 
-    /// The time of the last completion, for the idle period after owed replies.
-    private var lastEventTime: Duration = .zero
-
     /// The reply of `ticket` is ready at `now`: the replies now at the head of the order go out.
-    mutating func complete(_ ticket: Int, with bytes: [UInt8], now: Duration = .zero) -> SessionActions<Waiter> {
+    mutating func complete(_ ticket: Int, with bytes: [UInt8], now: Int64 = 0) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         lastEventTime = now
         guard !finished, take(ticket) else { return actions }
@@ -370,23 +394,23 @@ struct ConnectionSession<Waiter> {
     /// The protocol has handled every request of one read, read at `now`; `partialRequest` tells
     /// whether part of a request is still waiting for more bytes (it starts the request
     /// deadline; a complete request restarts the idle period).
-    mutating func readEnded(now: Duration = .zero, partialRequest: Bool = false) -> SessionActions<Waiter> {
+    mutating func readEnded(now: Int64 = 0, partialRequest: Bool = false) -> SessionActions<Waiter> {
         var actions = SessionActions<Waiter>()
         readSeen = true
-        drainGraceUntil = nil
+        drainGraceUntil = Self.never
         if requestInRead {
             requestInRead = false
             hasCompletedRequest = true
             quietSince = now
-            requestStartedAt = partialRequest ? now : nil
+            requestStartedAt = partialRequest ? now : Self.never
             if partialRequest { deadlineMovedEarlier = true }
         } else if partialRequest {
-            if requestStartedAt == nil {
+            if requestStartedAt == Self.never {
                 requestStartedAt = now
                 deadlineMovedEarlier = true
             }
         } else {
-            requestStartedAt = nil
+            requestStartedAt = Self.never
         }
         if originalInBatch {
             // The original server answered one read's requests, then closed.
@@ -407,13 +431,13 @@ struct ConnectionSession<Waiter> {
 
     /// The server is shutting down: new requests are refused (``draining``), and the
     /// connection closes once everything owed is sent.
-    mutating func shutdown(now: Duration = .zero, justAccepted: Bool = false) -> SessionActions<Waiter> {
+    mutating func shutdown(now: Int64 = 0, justAccepted: Bool = false) -> SessionActions<Waiter> {
         draining = true
         if justAccepted, !readSeen, !finished {
             // Just accepted (the accept queue is drained at shutdown): its request, probably
             // already sent, is read and answered `shutting_down` before the close.
             closesWhenIdle = true
-            drainGraceUntil = now + Self.drainGrace
+            drainGraceUntil = now &+ Self.drainGraceNanos
             return SessionActions()
         }
         return closeWhenIdle()
@@ -426,18 +450,20 @@ struct ConnectionSession<Waiter> {
         return actions
     }
 
-    /// When the connection started.
-    private(set) var openedAt: Duration = .zero
-
     /// The connection starts at `now` (its first idle period).
-    mutating func start(now: Duration) {
+    mutating func start(now: Int64) {
         quietSince = now
-        openedAt = now
+    }
+
+    /// Since when the connection has been open without a request: eviction takes the oldest such
+    /// connection first (nil once a request completed, while one is owed, or once finished).
+    var unusedSince: Int64? {
+        !hasCompletedRequest && slots.isEmpty && !finished ? quietSince : nil
     }
 
     /// A timer fired at `now`: if a deadline has passed, the connection closes, after the notice
     /// `notice` gives for it (the line port says why) when nothing is owed.
-    mutating func deadlineCheck(at now: Duration, notice: (Expiry) -> [UInt8]?) -> (Expiry?, SessionActions<Waiter>) {
+    mutating func deadlineCheck(at now: Int64, notice: (Expiry) -> [UInt8]?) -> (Expiry?, SessionActions<Waiter>) {
         guard let expired = expiry(at: now) else { return (nil, SessionActions()) }
         return (expired, idleTimedOut(notice: notice(expired)))
     }

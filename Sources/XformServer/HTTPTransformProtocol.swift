@@ -29,10 +29,6 @@ public final class HTTPTransformProtocol: HTTPRequestReceiver, TransformSessionH
     static let transformPrefix = "/transform/"
 
     let state: ServerState
-    var registryIndex: Int {
-        get { host.registryIndex }
-        set { host.registryIndex = newValue }
-    }
     var port: ServerPort { .http }
     var host: SessionHostState
 

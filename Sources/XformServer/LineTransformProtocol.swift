@@ -22,10 +22,6 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost, Li
     }
 
     let state: ServerState
-    var registryIndex: Int {
-        get { host.registryIndex }
-        set { host.registryIndex = newValue }
-    }
     var port: ServerPort { .line }
     // Unchecked: read or written on every request, and a checked class property costs a
     // swift_beginAccess (about 76 instructions, measured with callgrind) per access. Safe: the

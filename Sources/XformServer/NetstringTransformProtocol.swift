@@ -18,10 +18,6 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
     typealias ReplyStyle = Bool
 
     let state: ServerState
-    var registryIndex: Int {
-        get { host.registryIndex }
-        set { host.registryIndex = newValue }
-    }
     var port: ServerPort { .netstring }
     // Unchecked: read or written on every request, and a checked class property costs a
     // swift_beginAccess (about 76 instructions, measured with callgrind) per access. Safe: the

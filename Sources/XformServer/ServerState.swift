@@ -13,9 +13,9 @@ protocol DrainableConnection: AnyObject {
     var registryIndex: Int { get set }
     /// The port it came in on.
     var port: ServerPort { get }
-    /// When it was opened, if it may be evicted to make room: it has not completed a request
-    /// and owes nothing. Nil otherwise.
-    var evictableSince: Duration? { get }
+    /// Since when (nanoseconds on the clock's scale) it has been open unused, if it may be
+    /// evicted to make room: it has not completed a request and owes nothing. Nil otherwise.
+    var evictableSince: Int64? { get }
     /// Closes it to make room for a new connection.
     func evict()
     /// Pauses (true) or allows (false) the delivery of its requests for the pending-work budget.
@@ -193,7 +193,7 @@ public final class ServerState {
     /// - Returns: true if one was closed.
     func evictOldestNewcomer(port: ServerPort) -> Bool {
         var victim: (any DrainableConnection)?
-        var oldest = Duration.zero
+        var oldest: Int64 = 0
         for c in connections where c.port == port {
             if let since = c.evictableSince, victim == nil || since < oldest {
                 victim = c

@@ -47,13 +47,15 @@ protocol TransformSessionHost: DrainableConnection, TimerTarget {
 struct SessionHostState {
     /// This connection's lifecycle.
     var session: ConnectionSession<Deferred<[UInt8]>>
-    /// The timer armed for the session's next deadline, and that deadline.
-    var timer: TimerToken?
-    var armedFor: Duration = .zero  // meaningful while `timer` is set
+    /// The timer armed for the session's next deadline (``TimerToken/none``: none).
+    var timer = TimerToken.none
+    /// This connection's place in ``ServerState``'s list of open connections (-1: none). 32
+    /// bits: it fills the last word of `timer` (memory per connection).
+    var registryIndex: Int32 = -1
+    /// The deadline `timer` is armed for, in nanoseconds (meaningful while it is set).
+    var armedFor: Int64 = 0
     /// The counters of the transform used last: counting a request costs no hashing.
     var lastCounters: TransformCounters?
-    /// This connection's place in ``ServerState``'s list of open connections (-1: none).
-    var registryIndex = -1
     /// The pending bytes last reported to ``ServerState``'s budget.
     var reportedPending = 0
     /// The last local transform used (a repeated request skips the registry) and its counters.
@@ -69,9 +71,9 @@ struct SessionHostState {
     /// The session's next deadline, unless the timer is armed for it or earlier (then nil).
     /// Mutating only so that callers reach it through `host`'s modify accessor: a read through
     /// the getter copied the whole session (about 200 instructions per call, callgrind).
-    mutating func deadlineToArm() -> Duration? {
+    mutating func deadlineToArm() -> Int64? {
         guard let deadline = session.nextDeadline else { return nil }
-        if timer != nil, armedFor <= deadline { return nil }
+        if timer.isSet, armedFor <= deadline { return nil }
         return deadline
     }
 }
@@ -87,9 +89,8 @@ extension TransformSessionHost {
 
     /// The connection is up: registers it and starts its idle period.
     func startSession() {
-        host.session.start(now: state.clock.now)
-        let index = state.register(self, port: port)
-        host.registryIndex = index
+        host.session.start(now: state.clock.nowNanoseconds)
+        host.registryIndex = Int32(state.register(self, port: port))
         armDeadline()
     }
 
@@ -103,9 +104,9 @@ extension TransformSessionHost {
     /// is still incomplete (its deadlines move), and the timer follows its next deadline.
     @inline(__always)
     func readEnded() {
-        let now = state.clock.now
+        let now = state.clock.nowNanoseconds
         perform(host.session.readEnded(now: now, partialRequest: hasPartialRequest))
-        if host.session.deadlineMovedEarlier || host.timer == nil {
+        if host.session.deadlineMovedEarlier || !host.timer.isSet {
             host.session.deadlineMovedEarlier = false
             armDeadline()
         }
@@ -116,17 +117,17 @@ extension TransformSessionHost {
     /// per request).
     func armDeadline() {
         guard let deadline = host.deadlineToArm() else { return }
-        if let armed = host.timer { state.clock.cancelTimer(armed) }
+        if host.timer.isSet { state.clock.cancelTimer(host.timer) }
         host.armedFor = deadline
         // The clock calls this protocol itself (`timerFired`): no closure, no handle object.
         // It holds the protocol until the call runs or `endSession` cancels it.
-        host.timer = state.clock.schedule(self, at: deadline)
+        host.timer = state.clock.schedule(self, atNanoseconds: deadline)
     }
 
     /// The timer fired: close if a deadline has passed, else follow the next one.
     func deadlineReached() {
-        host.timer = nil
-        let (expired, actions) = host.session.deadlineCheck(at: state.clock.now) { expiryNotice($0) }
+        host.timer = .none
+        let (expired, actions) = host.session.deadlineCheck(at: state.clock.nowNanoseconds) { expiryNotice($0) }
         if let expired {
             switch expired {
             case .idle(let t): debug("idle for \(t): closing")
@@ -144,19 +145,22 @@ extension TransformSessionHost {
     /// 19: every pending Deferred is cancelled) and unregisters it.
     func endSession() {
         host.membership.end()
-        if let armed = host.timer { state.clock.cancelTimer(armed) }
-        host.timer = nil
+        if host.timer.isSet { state.clock.cancelTimer(host.timer) }
+        host.timer = .none
         perform(host.session.connectionLost())
         syncPending()
-        state.unregister(at: host.registryIndex, port: port)
+        state.unregister(at: Int(host.registryIndex), port: port)
         host.registryIndex = -1
     }
 
-    /// When it may be evicted: opened at that time, no request completed, nothing owed.
-    var evictableSince: Duration? {
-        let s = host.session
-        return !s.hasCompletedRequest && s.isIdle && !s.finished ? s.openedAt : nil
+    /// Where ``ServerState`` keeps this connection (kept in 32 bits in ``SessionHostState``).
+    var registryIndex: Int {
+        get { Int(host.registryIndex) }
+        set { host.registryIndex = Int32(newValue) }
     }
+
+    /// When it may be evicted: open since then, no request completed, nothing owed.
+    var evictableSince: Int64? { host.session.unusedSince }
 
     /// Closed at the connection limit to make room.
     func evict() {
@@ -180,11 +184,11 @@ extension TransformSessionHost {
 
     /// Shutdown: take the replies owed to the end, then close.
     func drain() {
-        perform(host.session.shutdown(now: state.clock.now))
+        perform(host.session.shutdown(now: state.clock.nowNanoseconds))
     }
 
     func drainJustAccepted() {
-        perform(host.session.shutdown(now: state.clock.now, justAccepted: true))
+        perform(host.session.shutdown(now: state.clock.nowNanoseconds, justAccepted: true))
     }
 
     /// The peer, for log lines: the transport's (a copy in each protocol would cost 24 bytes per
@@ -373,7 +377,7 @@ extension TransformSessionHost {
                 counters.duration.observe(latency.seconds)
                 self.state.stats.record(latency: latency)
                 self.perform(
-                    self.host.session.complete(ticket, with: self.successReply(bytes, style: style), now: self.state.clock.now))
+                    self.host.session.complete(ticket, with: self.successReply(bytes, style: style), now: self.state.clock.nowNanoseconds))
                 self.syncPending()
                 self.armDeadline()
                 return bytes
@@ -387,7 +391,7 @@ extension TransformSessionHost {
                 }
                 self.debug("\(name) failed: \(wire)")
                 if let reply = self.errorReply(wire, style: style) {
-                    self.perform(self.host.session.complete(ticket, with: reply, now: self.state.clock.now))
+                    self.perform(self.host.session.complete(ticket, with: reply, now: self.state.clock.nowNanoseconds))
                     self.syncPending()
                     self.armDeadline()
                 } else {

@@ -16,7 +16,7 @@ public final class ManualClock: ReactorTime {
     /// Active calls, ordered by (deadline, scheduling order).
     var calls: [ManualDelayedCall] = []
     var nextSequence: UInt64 = 0
-    /// Pending ``schedule(_:at:)`` calls by token sequence number.
+    /// Pending ``schedule(_:atNanoseconds:)`` calls by token sequence number.
     var targets: [UInt64: ManualDelayedCall] = [:]
     var advancing = false
 
@@ -40,9 +40,9 @@ public final class ManualClock: ReactorTime {
     /// ``callLater(_:_:)`` calls by deadline, then scheduling order).
     ///
     /// - Returns: the token that cancels it.
-    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+    public func schedule(_ target: any TimerTarget, atNanoseconds deadline: Int64) -> TimerToken {
         let key = nextSequence
-        let call = ManualDelayedCall(clock: self, deadline: max(deadline, now), work: {})
+        let call = ManualDelayedCall(clock: self, deadline: max(.nanoseconds(deadline), now), work: {})
         call.work = { [unowned self, target] in
             targets[key] = nil
             target.timerFired()
@@ -52,7 +52,7 @@ public final class ManualClock: ReactorTime {
         return TimerToken(slot: 0, sequence: key)
     }
 
-    /// Withdraws a ``schedule(_:at:)`` call unless it ran or was cancelled already.
+    /// Withdraws a ``schedule(_:atNanoseconds:)`` call unless it ran or was cancelled already.
     public func cancelTimer(_ token: TimerToken) {
         targets.removeValue(forKey: token.sequence)?.cancel()
     }

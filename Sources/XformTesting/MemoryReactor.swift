@@ -38,9 +38,9 @@ public final class MemoryReactor: Reactor {
         clock.callLater(delay, work)
     }
 
-    /// Schedules on ``clock`` (``ManualClock/schedule(_:at:)``).
-    public func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
-        clock.schedule(target, at: deadline)
+    /// Schedules on ``clock`` (``ManualClock/schedule(_:atNanoseconds:)``).
+    public func schedule(_ target: any TimerTarget, atNanoseconds deadline: Int64) -> TimerToken {
+        clock.schedule(target, atNanoseconds: deadline)
     }
 
     /// Cancels on ``clock``.

@@ -14,7 +14,7 @@ enum TransformBench {
         func callLater(_ delay: Duration, _ work: @escaping () -> Void) -> any DelayedCall {
             fatalError("the benchmark schedules nothing")
         }
-        func schedule(_ target: any TimerTarget, at deadline: Duration) -> TimerToken {
+        func schedule(_ target: any TimerTarget, atNanoseconds deadline: Int64) -> TimerToken {
             fatalError("the benchmark schedules nothing")
         }
         func cancelTimer(_ token: TimerToken) {}

@@ -118,8 +118,8 @@ struct ManualClockTargetTests {
         let clock = ManualClock()
         let a = Target(clock), b = Target(clock)
         var order: [String] = []
-        _ = clock.schedule(a, at: .seconds(2))
-        let token = clock.schedule(b, at: .seconds(1))
+        _ = clock.schedule(a, atNanoseconds: 2_000_000_000)
+        let token = clock.schedule(b, atNanoseconds: 1_000_000_000)
         clock.callLater(.seconds(1)) { order.append("call") }
         clock.cancelTimer(token)
         clock.advance(by: .seconds(1))

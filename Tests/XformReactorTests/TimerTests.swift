@@ -83,9 +83,9 @@ struct TimerTests {
                 let cancelled = Target("cancelled", record)
                 firedTarget = late
                 cancelledTarget = cancelled
-                _ = reactor.schedule(late, at: reactor.now + .milliseconds(20))
-                _ = reactor.schedule(Target("early", record), at: reactor.now + .milliseconds(5))
-                let token = reactor.schedule(cancelled, at: reactor.now + .milliseconds(10))
+                _ = reactor.schedule(late, atNanoseconds: reactor.nowNanoseconds + 20_000_000)
+                _ = reactor.schedule(Target("early", record), atNanoseconds: reactor.nowNanoseconds + 5_000_000)
+                let token = reactor.schedule(cancelled, atNanoseconds: reactor.nowNanoseconds + 10_000_000)
                 reactor.cancelTimer(token)
                 reactor.cancelTimer(token)  // a second cancel does nothing
             }
