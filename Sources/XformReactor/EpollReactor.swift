@@ -193,8 +193,15 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// Monotonic time (`CLOCK_MONOTONIC`) since an arbitrary origin.
     public var now: Duration { .nanoseconds(monotonicNanos()) }
 
-    /// Monotonic time in nanoseconds, as read from the kernel.
-    public var nowNanoseconds: Int64 { monotonicNanos() }
+    /// Monotonic time in nanoseconds. While the loop runs, the time read when its last wait for
+    /// I/O returned (libuv's loop time): late by at most the work done since, and no clock read
+    /// per request (callgrind: about 40 instructions per keep-alive request). A fresh read
+    /// otherwise.
+    public var nowNanoseconds: Int64 { loopTimeFresh ? loopNanos : monotonicNanos() }
+
+    /// The loop time ``nowNanoseconds`` answers while `loopTimeFresh`.
+    @exclusivity(unchecked) var loopNanos: Int64 = 0
+    @exclusivity(unchecked) var loopTimeFresh = false
 
     /// Runs `work` on the reactor thread after `delay`. Calls due at the same instant run in the
     /// order they were scheduled; a call scheduled while timers run waits for the next iteration.
@@ -367,8 +374,9 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         handle.owner.store(UInt(pthread_self()), ordering: .releasing)
         isRunning = true
         while !readyToExit {
-            iterate(maxWaitNanos: nil)
+            iterate(maxWaitNanos: nil, continuing: true)
         }
+        loopTimeFresh = false
         isRunning = false
         shutDown()
     }
@@ -377,7 +385,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
     /// For tests and embedding; ``run()`` is the normal entry.
     public func runOnce(timeout: Duration = .zero) {
         handle.owner.store(UInt(pthread_self()), ordering: .releasing)
-        iterate(maxWaitNanos: timeout.clampedNanoseconds)
+        iterate(maxWaitNanos: timeout.clampedNanoseconds, continuing: false)
     }
 
     /// Asks the loop to stop: the shutdown triggers run, and once their Deferreds have fired
@@ -420,11 +428,19 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
         readyToExit = true
     }
 
-    func iterate(maxWaitNanos: Int64?) {
+    /// One turn of the loop. `continuing`: called again at once after the previous turn (the
+    /// loop in ``run()``), so the time read when that turn's wait returned is still current.
+    func iterate(maxWaitNanos: Int64?, continuing: Bool) {
+        // One clock read per turn, when the wait returns: it times this turn's events and the
+        // next turn's timers and wait (at most one turn's work late; the wait rounds up to whole
+        // milliseconds anyway).
+        if !continuing || !loopTimeFresh {
+            loopNanos = monotonicNanos()
+            loopTimeFresh = true
+        }
+        defer { if !continuing { loopTimeFresh = false } }
         runThreadCalls()
-        // One clock read per turn: the wait below is computed from it too (at most this turn's
-        // work late, and the wait rounds up to whole milliseconds anyway).
-        let loopStart = monotonicNanos()
+        let loopStart = loopNanos
         runDueTimers(now: loopStart)
         flushDirty()
         // Checked after the calls that may have asked for it, so a stop never waits for I/O.
@@ -460,6 +476,7 @@ public final class EpollReactor: Reactor, ThreadPoolRunner {
             n = cxf_epoll_wait(epfd, eventBytes, Int32(configuration.eventBatchSize), timeoutMs)
         } while n < 0 && lastErrno() == EINTR
         if timeoutMs != 0 { handle.awake() }
+        loopNanos = monotonicNanos()
         if n < 0 {
             logger?.critical("epoll_wait failed: errno \(lastErrno())")
             return
