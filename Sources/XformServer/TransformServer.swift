@@ -4,21 +4,26 @@ import XformTransforms
 
 /// Builds a port's transform protocols (one per connection). The connection limit is not
 /// its business: ``TransformServer`` wraps it in a ``ConnectionLimit``.
-public class TransformProtocolFactory: ServerFactory {
+public class TransformProtocolFactory: LimitCountedFactory {
     /// The state the server's connections share.
     public let state: ServerState
-    let make: (ServerState, SocketAddress) -> any ConnectionProtocol
+    let make: (ServerState, SocketAddress) -> any LimitCountedConnection
 
     /// Summarises this port's refused connections (set by ``ServerState/limited(_:port:)``).
     var refusals: EventSummarizer?
 
-    init(state: ServerState, make: @escaping (ServerState, SocketAddress) -> any ConnectionProtocol) {
+    init(state: ServerState, make: @escaping (ServerState, SocketAddress) -> any LimitCountedConnection) {
         self.state = state
         self.make = make
     }
 
     /// Returns a protocol for the connection.
     public func buildProtocol(peer: SocketAddress) -> (any ConnectionProtocol)? {
+        make(state, peer)
+    }
+
+    /// Returns a protocol for the connection, which counts itself in a ``ConnectionLimit``.
+    public func buildCountedProtocol(peer: SocketAddress) -> (any LimitCountedConnection)? {
         make(state, peer)
     }
 

@@ -274,10 +274,12 @@ extension TransformSessionHost {
         let handle: TransformHandle
         if let last = host.lastHandle, last.isRegistered, last.matches(name) {
             handle = last
-        } else if let found = local.lookup(name: name) {
-            handle = found
-            host.lastHandle = found
-            host.lastHandleCounters = state.stats.counters(for: found.name, port: port)
+        } else if let found = state.recentTransform(named: name, port: port)
+            ?? state.lookUpTransform(named: name, in: local, port: port)
+        {
+            handle = found.handle
+            host.lastHandle = found.handle
+            host.lastHandleCounters = found.counters
         } else {
             answer(local.start(name: name, text: text, context: state.context), name: name, text: text, style: style)
             return

@@ -29,6 +29,26 @@ struct ServerBehaviourTests {
         #expect(t.disconnecting)
     }
 
+    @Test("A transform remembered from an earlier connection is not reached once it is unregistered")
+    func recentTransformFollowsTheRegistry() throws {
+        let h = Harness()
+        try h.service.register(Transform(name: "shout", summary: "test-only", body: .synchronous { $0 + "!" }))
+        let (_, first) = h.netstring()
+        first.receive(ns("!shout.hi"))
+        #expect(first.string() == "4:+hi!,")
+        let (_, second) = h.netstring()
+        second.receive(ns("!shout.again"))
+        #expect(second.string() == "7:+again!,", "a new connection finds the transform the port used last")
+        #expect(h.service.unregister("shout"))
+        let (_, third) = h.netstring()
+        third.receive(ns("!shout.no"))
+        #expect(third.string() == "45:-unknown_transform no transform named 'shout',")
+        try h.service.register(Transform(name: "shout", summary: "test-only", body: .synchronous { $0 + "?" }))
+        let (_, fourth) = h.netstring()
+        fourth.receive(ns("!shout.new"))
+        #expect(fourth.string() == "5:+new?,", "the registry's new transform, not the remembered one")
+    }
+
     @Test("Both ports reach the same TransformService instance")
     func sharedServiceInstance() throws {
         let h = Harness()

@@ -39,12 +39,15 @@ public final class ConnectionLimit: ServerFactory {
     // Unchecked: read as each connection opens and closes (a checked access costs about 97
     // instructions, callgrind); set once, before the port listens.
     @exclusivity(unchecked) private var sharedBudget: ConnectionBudget?
+    /// `wrapped`, when all its protocols count themselves: asked without a cast per connection.
+    private let countingFactory: (any LimitCountedFactory)?
 
     /// Wraps `factory`, allowing at most `maxConnections` open connections.
     public init(wrapping factory: any ServerFactory, maxConnections: Int) {
         precondition(maxConnections >= 0, "maxConnections must not be negative")
         self.wrapped = factory
         self.limit = maxConnections
+        countingFactory = factory as? any LimitCountedFactory
     }
 
     /// Returns the wrapped factory's protocol, counted, or nil (refuse) when at the limit or when
@@ -57,6 +60,15 @@ public final class ConnectionLimit: ServerFactory {
             return nil
         }
         if !room { sharedBudget?.takeAnyway() }
+        if let countingFactory {
+            guard let counted = countingFactory.buildCountedProtocol(peer: peer) else {
+                sharedBudget?.give()
+                return nil
+            }
+            open += 1
+            counted.limitMembership = Membership(limit: self)
+            return counted
+        }
         guard let inner = wrapped.buildProtocol(peer: peer) else {
             sharedBudget?.give()
             return nil
@@ -113,6 +125,14 @@ extension ConnectionLimit {
 public protocol LimitCountedConnection: ConnectionProtocol {
     /// This connection's place in the limit's count.
     var limitMembership: ConnectionLimit.Membership { get set }
+}
+
+/// A factory whose protocols all count themselves (``LimitCountedConnection``): a
+/// ``ConnectionLimit`` wrapping it calls ``buildCountedProtocol(peer:)``, and spares each
+/// connection a dynamic cast (a conformance lookup of about 250 instructions, callgrind).
+public protocol LimitCountedFactory: ServerFactory {
+    /// Returns the protocol for a new connection from `peer`, or nil to refuse (close) it.
+    func buildCountedProtocol(peer: SocketAddress) -> (any LimitCountedConnection)?
 }
 
 /// A connection limit shared by several ``ConnectionLimit``s on different threads (the event
