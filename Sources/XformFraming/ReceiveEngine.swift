@@ -15,6 +15,22 @@ protocol FrameSink: AnyObject {
     func backlogChanged(overLimit: Bool)
 }
 
+/// What a ``ReceiveEngine`` keeps besides its parser, read and written about ten times per read.
+private struct ReceiveState {
+    var busy = false
+    var paused = false
+    /// Stopped for good: a framing error or the connection was lost.
+    var halted = false
+    var eof = false
+    var endDelivered = false
+    var overLimit = false
+    /// Bytes kept between reads, read from `readIndex`.
+    var buffer = ReceiveBuffer()
+    /// Input that arrived while a delivery was running.
+    var reentrant: [UInt8] = []
+    var readIndex = 0
+}
+
 /// Feeds frames from incoming chunks to a receiver, zero-copy when it can.
 ///
 /// When nothing is buffered and delivery is not paused, frames that lie wholly inside a chunk are
@@ -29,32 +45,18 @@ protocol FrameSink: AnyObject {
 /// is set aside in `reentrant` and taken up, in order, by the running loop; nested resumes only
 /// clear the flag. The buffer is never mutated while a pointer into it is being delivered.
 final class ReceiveEngine<Parser: InPlaceFrameParser> {
-    /// Everything the engine keeps, read and written about ten times per read.
-    private struct State {
-        var parser: Parser
-        // The flags right after the parser: they fill its last word (memory per connection).
-        var busy = false
-        var paused = false
-        /// Stopped for good: a framing error or the connection was lost.
-        var halted = false
-        var eof = false
-        var endDelivered = false
-        var overLimit = false
-        /// Bytes kept between reads, read from `readIndex`.
-        var buffer = ReceiveBuffer()
-        /// Input that arrived while a delivery was running.
-        var reentrant: [UInt8] = []
-        var readIndex = 0
-    }
-
-    // Unchecked: a checked class property costs a swift_beginAccess (about 76 instructions,
-    // measured with callgrind) per access, and this one is touched about ten times per read.
-    // No access spans a call: frames are delivered from a local copy of the buffer (a
+    // Unchecked, both: a checked class property costs a swift_beginAccess (about 76
+    // instructions, measured with callgrind) per access, and these are touched about ten times
+    // per read. No access spans a call: frames are delivered from a local copy of the buffer (a
     // reference, not a copy of the bytes), so even a nested mutation would copy, not corrupt.
-    @exclusivity(unchecked) private var st: State
+    /// The parser, apart from the rest: a struct holding both depended on `Parser`, and the
+    /// unspecialised deinit instantiated its metadata for every connection (about 330
+    /// instructions per connection, callgrind).
+    @exclusivity(unchecked) private var parserState: Parser
+    @exclusivity(unchecked) private var st = ReceiveState()
 
     /// The parser's settings and state (a copy).
-    var parser: Parser { st.parser }
+    var parser: Parser { parserState }
     /// True while delivery is paused.
     var paused: Bool { st.paused }
     /// True once stopped for good.
@@ -64,7 +66,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     let backlogLimit: Int
 
     init(parser: Parser, backlogLimit: Int) {
-        st = State(parser: parser)
+        parserState = parser
         self.backlogLimit = backlogLimit
     }
 
@@ -78,7 +80,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     /// engine cannot take bytes that way now (no large frame pending, paused, delivering, stopped).
     func directReadSpace() -> UnsafeMutableRawBufferPointer? {
         guard !st.busy, !st.paused, !st.halted, !st.eof, st.reentrant.isEmpty,
-            let size = st.parser.partialFrameSize, size >= Self.directReadThreshold, st.readIndex < st.buffer.count
+            let size = parserState.partialFrameSize, size >= Self.directReadThreshold, st.readIndex < st.buffer.count
         else { return nil }
         reserveForPartialFrame(st.readIndex)
         let space = st.buffer.spare
@@ -96,7 +98,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     }
 
     /// True when part of a frame has arrived: bytes buffered, or a length prefix read.
-    var hasPartialFrame: Bool { bufferedByteCount > 0 || st.parser.isMidFrame }
+    var hasPartialFrame: Bool { bufferedByteCount > 0 || parserState.isMidFrame }
 
     /// Bytes received and not yet delivered (nor consumed into a length prefix).
     var bufferedByteCount: Int { st.buffer.count - st.readIndex + st.reentrant.count }
@@ -134,7 +136,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         // Fast path: parse the chunk in place. The parser is worked on as a local copy: nothing
         // a frame handler can do reaches it while `busy` is set.
         st.busy = true
-        var p = st.parser
+        var p = parserState
         parsing: while true {
             switch p.step(chunk, from: pos) {
             case .frame(let range, let next):
@@ -163,7 +165,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
                 }
             }
         }
-        st.parser = p
+        parserState = p
         if pos < chunk.count {
             reserveForPartialFrame(st.buffer.count)
             st.buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[pos...]))
@@ -189,7 +191,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         let start = st.readIndex
         let bytes = st.buffer
         let delivered: Bool = bytes.withUnsafeBytes { raw in
-            switch st.parser.step(raw, from: start) {
+            switch parserState.step(raw, from: start) {
             case .frame(let range, let next):
                 st.readIndex = next
                 sink.deliverFrame(UnsafeRawBufferPointer(rebasing: raw[range]))
@@ -265,7 +267,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
             let start = st.readIndex
             let bytes = st.buffer
             let step: ParseStep<Parser.Failure> = bytes.withUnsafeBytes { raw in
-                let result = st.parser.step(raw, from: start)
+                let result = parserState.step(raw, from: start)
                 if case .frame(let range, let next) = result {
                     st.readIndex = next
                     sink.deliverFrame(UnsafeRawBufferPointer(rebasing: raw[range]))
@@ -289,7 +291,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
                     halt()
                     return
                 }
-                st.parser.resync()
+                parserState.resync()
             }
         }
         compact()
@@ -313,7 +315,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
         if st.eof && !st.endDelivered && !(transport?.disconnecting ?? false) {
             st.endDelivered = true
             st.busy = true
-            let mid = st.parser.isMidFrame
+            let mid = parserState.isMidFrame
             let start = st.readIndex
             let bytes = st.buffer
             bytes.withUnsafeBytes { raw in
@@ -328,7 +330,7 @@ final class ReceiveEngine<Parser: InPlaceFrameParser> {
     /// arriving in many reads is then never copied by the buffer's growth).
     @inline(__always)
     private func reserveForPartialFrame(_ start: Int) {
-        guard let size = st.parser.partialFrameSize, size > 4096 else { return }
+        guard let size = parserState.partialFrameSize, size > 4096 else { return }
         let needed = start + size
         if st.buffer.capacity < needed { st.buffer.reserveCapacity(needed) }
     }
