@@ -74,7 +74,7 @@ struct RawAddress {
             return withUnsafePointer(to: &s) { p in
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                     SocketAddress(
-                        host: Self.dottedQuad(UInt32(bigEndian: sin.pointee.sin_addr.s_addr)),
+                        ipv4: UInt32(bigEndian: sin.pointee.sin_addr.s_addr),
                         port: Int(UInt16(bigEndian: sin.pointee.sin_port)))
                 }
             }
@@ -93,33 +93,7 @@ struct RawAddress {
         }
     }
 
-    /// `a.b.c.d` for an IPv4 address in host order, written in place: `inet_ntop` formats with
-    /// `sprintf` (about 1,500 instructions per accepted connection, callgrind), and the text
-    /// fits a small string (no allocation).
-    static func dottedQuad(_ address: UInt32) -> String {
-        String(unsafeUninitializedCapacity: 15) { out in
-            var n = 0
-            for shift in stride(from: 24, through: 0, by: -8) {
-                let octet = UInt8(truncatingIfNeeded: address >> UInt32(shift))
-                if octet >= 100 {
-                    out[n] = 48 + octet / 100
-                    n += 1
-                }
-                if octet >= 10 {
-                    out[n] = 48 + (octet / 10) % 10
-                    n += 1
-                }
-                out[n] = 48 + octet % 10
-                n += 1
-                if shift > 0 {
-                    out[n] = UInt8(ascii: ".")
-                    n += 1
-                }
-            }
-            return n
-        }
-    }
-
+    /// The text in a NUL-terminated buffer.
     static func text(_ buf: [CChar]) -> String {
         let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return String(decoding: bytes, as: UTF8.self)

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 
+@testable import XformCore
 @testable import XformReactor
 
 @Suite("Socket addresses as text")
@@ -14,7 +15,10 @@ struct AddressTests {
             var buf = [CChar](repeating: 0, count: 16)
             inet_ntop(AF_INET, &a, &buf, 16)
             let expected = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            #expect(RawAddress.dottedQuad(address) == expected)
+            #expect(SocketAddress.dottedQuad(address) == expected)
+            #expect(SocketAddress(ipv4: address, port: 7).host == expected)
+            #expect(SocketAddress(ipv4: address, port: 7) == SocketAddress(host: expected, port: 7))
+            #expect(SocketAddress(ipv4: address, port: 7).hashValue == SocketAddress(host: expected, port: 7).hashValue)
         }
     }
 }
