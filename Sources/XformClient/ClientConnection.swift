@@ -158,6 +158,11 @@ final class ClientConnection: ClientFactory {
     @exclusivity(unchecked) var gotReply = false
     /// No new requests may be put on this connection.
     @exclusivity(unchecked) var draining = false
+    /// Sent requests whose caller gave up and whose replies are still to come. While there are
+    /// any, the connection takes no new requests, and it closes once nothing live is left on it,
+    /// so the server stops the abandoned work (Part 19: a cancelled call costs the server nothing
+    /// more) instead of a steady trickle of new calls keeping that work alive.
+    @exclusivity(unchecked) var abandonedCount = 0
     /// We closed it; its end is not the peer's doing.
     @exclusivity(unchecked) var abortedByUs = false
     /// Where the fast attempts' deadlines are watched.
@@ -179,8 +184,8 @@ final class ClientConnection: ClientFactory {
     /// Live requests on this connection (sent or waiting to be).
     var load: Int { queue.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
 
-    /// Can carry another request.
-    var usable: Bool { !draining && state != .closed }
+    /// Can carry another request: not draining, not closed, and no abandoned work ahead of it.
+    var usable: Bool { !draining && abandonedCount == 0 && state != .closed }
 
     /// Adds a request: written at once when connected, else when the connection is made.
     func enqueue(_ request: PendingRequest) {
@@ -226,13 +231,15 @@ final class ClientConnection: ClientFactory {
     }
 
     /// Takes a request back (cancelled or timed out). An unsent request just leaves the queue; a
-    /// sent one keeps its slot so the reply that will come is dropped. With `abort`, or when no
-    /// live request is left, the connection is closed.
+    /// sent one keeps its slot so the reply that will come is dropped, and the connection takes
+    /// no new requests until that reply came. With `abort`, or when no live request is left, the
+    /// connection is closed.
     func withdraw(_ request: PendingRequest, abort: Bool) {
         guard let i = queue.firstIndex(where: { $0 === request }) else { return }
         request.connection = nil
         if request.sent {
             request.abandoned = true
+            abandonedCount += 1
         } else {
             queue.remove(at: i)
         }
@@ -274,7 +281,7 @@ final class ClientConnection: ClientFactory {
             draining = true
             owner?.connectionClosed(self)
         }
-        if !r.abandoned { r.resolve(outcome) }
+        if r.abandoned { abandonedCount -= 1 } else { r.resolve(outcome) }
         if mode == .original {
             // The original server closes after its reply; close our side too, gracefully.
             abortedByUs = true
@@ -283,6 +290,8 @@ final class ClientConnection: ClientFactory {
             return
         }
         if draining, queue.isEmpty { abort() }
+        // Only abandoned work is left: close, so the server stops it.
+        if abandonedCount > 0, load == 0 { abort() }
     }
 
     /// The peer broke the protocol: every request fails with a protocol error and the
@@ -336,6 +345,7 @@ final class ClientConnection: ClientFactory {
     func takePending() -> [PendingRequest] {
         let live = queue.filter { $0.isLive }
         queue.removeAll()
+        abandonedCount = 0
         for r in live { r.connection = nil }
         return live
     }

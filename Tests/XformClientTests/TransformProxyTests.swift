@@ -339,6 +339,42 @@ struct TransformProxyTests {
         #expect(!pump.isClosed)
     }
 
+    @Test("A connection with abandoned work takes no new calls; once its replies came it is used again")
+    func abandonedWorkKeepsNewCallsOff() {
+        let h = ProxyHarness()
+        let a = h.proxy.xform("upper", "a")
+        let b = h.proxy.xform("upper", "b")
+        let server = FakeServer { _, _ in }
+        let pump = h.pending[0].succeed(with: server)
+        a.cancel()
+        let c = h.proxy.xform("upper", "c")
+        #expect(h.reactor.connectAttempts.count == 2)  // not queued behind a's abandoned reply
+        server.transport?.write(ns("+A") + ns("+B"))
+        pump.flush()
+        #expect(successResult(of: b) == "B")
+        #expect(!pump.isClosed)
+        h.serveNext()
+        #expect(successResult(of: c) == "C")
+        _ = h.proxy.xform("upper", "d")
+        #expect(h.reactor.connectAttempts.count == 2)  // both connections are clean again
+    }
+
+    @Test("When only abandoned work is left on a connection it is closed, so the server stops that work")
+    func onlyAbandonedWorkLeftCloses() {
+        let h = ProxyHarness()
+        let a = h.proxy.xform("upper", "a")
+        let b = h.proxy.xform("upper", "b")
+        let server = FakeServer { _, _ in }
+        let pump = h.pending[0].succeed(with: server)
+        b.cancel()
+        #expect(!pump.clientTransport.aborted)  // a is still waiting
+        server.transport?.write(ns("+A"))
+        pump.flush()
+        #expect(successResult(of: a) == "A")
+        #expect(pump.clientTransport.aborted)
+        #expect(failureResult(of: b, as: TransformProxyError.self) == .cancelled)
+    }
+
     @Test("A call with no reply within the timeout fails with timedOut and its connection is closed")
     func timeout() {
         let h = ProxyHarness {
