@@ -321,16 +321,19 @@ struct TransformProxyTests {
         #expect(failureResult(of: d, as: TransformProxyError.self) == .cancelled)
     }
 
-    @Test("Cancelling one of several pipelined calls keeps the connection for the others")
-    func cancelOneOfMany() {
+    /// Calls `a` and `b` pipelined on one connection, to a server that answers only when the
+    /// test writes its replies.
+    func twoPipelinedCalls() -> (h: ProxyHarness, a: Deferred<String>, b: Deferred<String>, server: FakeServer, pump: IOPump) {
         let h = ProxyHarness()
         let a = h.proxy.xform("upper", "a")
         let b = h.proxy.xform("upper", "b")
-        var replies: [String] = []
-        let server = FakeServer { server, data in
-            replies.append(String(decoding: data, as: UTF8.self))
-        }
-        let pump = h.pending[0].succeed(with: server)
+        let server = FakeServer()
+        return (h, a, b, server, h.pending[0].succeed(with: server))
+    }
+
+    @Test("Cancelling one of several pipelined calls keeps the connection for the others")
+    func cancelOneOfMany() {
+        let (_, a, b, server, pump) = twoPipelinedCalls()
         a.cancel()
         server.transport?.write(ns("+A") + ns("+B"))
         pump.flush()
@@ -341,11 +344,7 @@ struct TransformProxyTests {
 
     @Test("A connection with abandoned work takes no new calls; once its replies came it is used again")
     func abandonedWorkKeepsNewCallsOff() {
-        let h = ProxyHarness()
-        let a = h.proxy.xform("upper", "a")
-        let b = h.proxy.xform("upper", "b")
-        let server = FakeServer { _, _ in }
-        let pump = h.pending[0].succeed(with: server)
+        let (h, a, b, server, pump) = twoPipelinedCalls()
         a.cancel()
         let c = h.proxy.xform("upper", "c")
         #expect(h.reactor.connectAttempts.count == 2)  // not queued behind a's abandoned reply
@@ -361,11 +360,7 @@ struct TransformProxyTests {
 
     @Test("When only abandoned work is left on a connection it is closed, so the server stops that work")
     func onlyAbandonedWorkLeftCloses() {
-        let h = ProxyHarness()
-        let a = h.proxy.xform("upper", "a")
-        let b = h.proxy.xform("upper", "b")
-        let server = FakeServer { _, _ in }
-        let pump = h.pending[0].succeed(with: server)
+        let (_, a, b, server, pump) = twoPipelinedCalls()
         b.cancel()
         #expect(!pump.clientTransport.aborted)  // a is still waiting
         server.transport?.write(ns("+A"))
