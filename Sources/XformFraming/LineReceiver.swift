@@ -98,13 +98,10 @@ open class LineReceiver: BackpressuredReceiver {
         engine.endOfInput(sink: self, transport: transport)
     }
 
-
-
     open override func connectionLost(reason: ConnectionEnd) {
         engine.halt()
         super.connectionLost(reason: reason)
     }
-
 }
 
 extension LineReceiver: FrameSink {

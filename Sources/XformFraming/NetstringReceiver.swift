@@ -109,13 +109,10 @@ open class NetstringReceiver: BackpressuredReceiver {
         engine.endOfInput(sink: self, transport: transport)
     }
 
-
-
     open override func connectionLost(reason: ConnectionEnd) {
         engine.halt()
         super.connectionLost(reason: reason)
     }
-
 }
 
 extension NetstringReceiver: FrameSink {

@@ -43,16 +43,7 @@ public final class LineTransformProtocol: LineReceiver, TransformSessionHost, Li
         super.init(maxLineLength: state.limits.maxLineLength)
     }
 
-    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
-    public var limitMembership: ConnectionLimit.Membership {
-        get { host.membership }
-        set { host.membership = newValue }
-    }
-
     deinit { host.membership.end() }
-
-    /// The session's armed deadline passed: close if it expired, else follow the next one.
-    public func timerFired() { deadlineReached() }
 
     public override func connectionMade() {
         super.connectionMade()

@@ -40,16 +40,7 @@ public final class NetstringTransformProtocol: NetstringReceiver, TransformSessi
         super.init(maxLength: state.limits.maxRequestBytes)
     }
 
-    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
-    public var limitMembership: ConnectionLimit.Membership {
-        get { host.membership }
-        set { host.membership = newValue }
-    }
-
     deinit { host.membership.end() }
-
-    /// The session's armed deadline passed: close if it expired, else follow the next one.
-    public func timerFired() { deadlineReached() }
 
     public override func connectionMade() {
         super.connectionMade()

@@ -87,6 +87,15 @@ private let copyingReply: CheckedASCIIFastPath = { input, output in
 extension TransformSessionHost {
     // MARK: Lifecycle
 
+    /// This connection's place in its port's connection limit (``LimitCountedConnection``).
+    public var limitMembership: ConnectionLimit.Membership {
+        get { host.membership }
+        set { host.membership = newValue }
+    }
+
+    /// The session's armed deadline passed: close if it expired, else follow the next one.
+    public func timerFired() { deadlineReached() }
+
     /// The connection is up: registers it and starts its idle period.
     func startSession() {
         host.session.start(now: state.clock.nowNanoseconds)
